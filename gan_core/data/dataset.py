@@ -1,0 +1,94 @@
+"""The training set as one uint8 tensor cache, sampled per step with the trainer's generator.
+
+Decoding once and sampling from memory removes data loading from the step entirely (the MLP
+GAN is otherwise data-bound), and drawing indices from the trainer's own torch.Generator
+makes the batch sequence part of the resumable RNG state.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+
+from ..errors import DatasetError
+from ..images import check_image_batch, to_gray, to_rgb
+from .folder import load_image_folder
+from .procedural import BUILTIN_DATASETS, make_builtin
+from .resize import fit_square
+
+BUILTIN_PREFIX = "builtin:"
+DEFAULT_BUILTIN_COUNT = 512
+
+
+@dataclass
+class ImageDataset:
+    """uint8 [N, 3, S, S] images plus the augmentations applied when sampling."""
+
+    images: torch.Tensor
+    name: str
+    channels: int = 3
+    flip: bool = True
+
+    def __post_init__(self) -> None:
+        if self.images.dtype != torch.uint8 or self.images.dim() != 4:
+            raise ValueError("ImageDataset.images must be uint8 [N, 3, S, S]")
+        if len(self.images) == 0:
+            raise DatasetError(f"dataset {self.name!r} is empty")
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def size(self) -> int:
+        return self.images.shape[-1]
+
+    def sample(self, batch: int, generator: torch.Generator,
+               device: torch.device | str = "cpu") -> torch.Tensor:
+        """A random batch as float [batch, channels, S, S] in [-1, 1] on `device`."""
+        idx = torch.randint(len(self.images), (batch,), generator=generator)
+        flips = torch.rand(batch, generator=generator) < 0.5 if self.flip else None
+        x = self.images[idx].to(device, non_blocking=True).float().div_(127.5).sub_(1.0)
+        if flips is not None and flips.any():
+            f = flips.to(x.device)
+            x = torch.where(f.view(-1, 1, 1, 1), x.flip(-1), x)
+        if self.channels == 1:
+            w = x.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+            x = (x * w).sum(1, keepdim=True)
+        return x
+
+    def preview(self, count: int = 16) -> torch.Tensor:
+        """The first images as an IMAGE batch, to show what the model learns from."""
+        x = self.images[:count].permute(0, 2, 3, 1).float().div(255.0)
+        return to_rgb(to_gray(x)) if self.channels == 1 else x
+
+
+def from_images(images: torch.Tensor, size: int, channels: int = 3, fit: str = "crop",
+                flip: bool = True, name: str = "images") -> ImageDataset:
+    """A ComfyUI IMAGE batch [B,H,W,C] in [0,1] -> dataset."""
+    images = check_image_batch(images, name)
+    x = to_rgb(images).permute(0, 3, 1, 2).detach().cpu()
+    out = [fit_square(x[i:i + 16], size, fit) for i in range(0, len(x), 16)]
+    cache = torch.cat(out).mul(255.0).round_().clamp_(0, 255).to(torch.uint8)
+    return ImageDataset(cache, name, channels, flip)
+
+
+def open_dataset(spec: str, size: int, channels: int = 3, fit: str = "crop", flip: bool = True,
+                 seed: int = 0, count: int = DEFAULT_BUILTIN_COUNT) -> ImageDataset:
+    """`builtin:NAME` (procedural, `count` images from `seed`) or a folder path -> dataset."""
+    if spec.startswith(BUILTIN_PREFIX):
+        name = spec[len(BUILTIN_PREFIX):]
+        if name not in BUILTIN_DATASETS:
+            raise DatasetError(
+                f"unknown built-in dataset {name!r}; expected one of: {', '.join(BUILTIN_DATASETS)}"
+            )
+        imgs = make_builtin(name, count, size, seed=seed)
+        cache = imgs.permute(0, 3, 1, 2).mul(255.0).round_().to(torch.uint8)
+        return ImageDataset(cache, spec, channels, flip)
+    if not os.path.isdir(spec):
+        raise DatasetError(
+            f"--data {spec!r} is neither a folder nor builtin:NAME "
+            f"(built-in names: {', '.join(BUILTIN_DATASETS)})"
+        )
+    return ImageDataset(load_image_folder(spec, size, fit), os.path.basename(os.path.normpath(spec)),
+                        channels, flip)

@@ -1,0 +1,119 @@
+"""GANModel: what `gan_core.load` returns and the trainer produces.
+
+It pairs the modules with what is needed to use and rebuild them (arch, config, training
+summary) and, for a run that can continue, the resume state. Task methods speak ComfyUI's
+IMAGE layout so that nodes, scripts and the CLI all call the same code.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import torch
+from torch import nn
+
+from .images import signed_to_comfy
+from .models import get_arch
+from .seeds import latents_for_seeds, parse_seeds
+
+
+@dataclass
+class ResumeState:
+    """Everything beyond the weights that a continued run needs to follow the same curve."""
+
+    step: int
+    optimizers: dict[str, dict[str, Any]]  # name -> torch optimizer state_dict
+    rng_state: torch.Tensor  # the trainer generator's state (uint8)
+    ema_count: int  # updates folded into the EMA generator so far
+    history: dict[str, list[float]] = field(default_factory=dict)  # loss name -> per-step values
+    train_config: dict[str, Any] = field(default_factory=dict)
+
+
+class GANModel:
+    """A trained or loaded model. `modules` maps roles ("G", "G_ema", "D") to nn.Modules."""
+
+    def __init__(self, arch: str, config: Any, modules: dict[str, nn.Module],
+                 training: dict[str, Any] | None = None, resume: ResumeState | None = None,
+                 source: str | None = None):
+        self.arch = arch
+        self.config = config
+        self.modules = modules
+        self.training = dict(training or {})
+        self.resume = resume
+        self.source = source
+        for m in modules.values():
+            m.eval()
+
+    def __repr__(self) -> str:
+        steps = self.training.get("steps")
+        return (f"GANModel(arch={self.arch!r}, task={self.task!r}, size={self.image_size}"
+                f"{f', steps={steps}' if steps is not None else ''})")
+
+    @property
+    def task(self) -> str:
+        return get_arch(self.arch).task
+
+    @property
+    def module(self) -> nn.Module:
+        """The network to sample from: the EMA generator when there is one."""
+        return self.modules.get("G_ema") or self.modules["G"]
+
+    @property
+    def image_size(self) -> int:
+        return int(getattr(self.config, "image_size", 0))
+
+    @property
+    def latent_dim(self) -> int:
+        return int(self.config.latent_dim)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.module.parameters()).device
+
+    def to(self, device: torch.device | str) -> "GANModel":
+        for m in self.modules.values():
+            m.to(device)
+        return self
+
+    def _require_task(self, task: str) -> None:
+        if self.task != task:
+            raise ValueError(f"this is a {self.task!r} model ({self.arch}); it cannot {task}")
+
+    @torch.inference_mode()
+    def generate(self, seeds: int | str | Iterable[int], truncation: float = 1.0,
+                 batch_size: int = 64, device: torch.device | str | None = None) -> torch.Tensor:
+        """Images for `seeds` as float32 [B,H,W,3] in [0,1] on the CPU.
+
+        Each seed's latent comes from its own generator and the network runs in eval mode,
+        so a seed's image never depends on which other seeds share the batch. `truncation`
+        scales latents toward the prior's mean (0): below 1 trades variety for typicality.
+        """
+        self._require_task("generate")
+        if not 0.0 <= truncation <= 2.0:
+            raise ValueError(f"truncation must be between 0 and 2, got {truncation}")
+        seeds = parse_seeds(seeds)
+        net = self.module.eval()
+        dev = torch.device(device) if device is not None else self.device
+        if dev != self.device:
+            net = net.to(dev)
+        out = []
+        for i in range(0, len(seeds), max(1, batch_size)):
+            z = latents_for_seeds(seeds[i:i + batch_size], self.latent_dim) * truncation
+            out.append(signed_to_comfy(net(z.to(dev))))
+        return torch.cat(out)
+
+    def info(self) -> dict[str, Any]:
+        """A plain-data summary for the CLI's `info` and the node UI."""
+        from .models import config_to_json  # local: keeps the import graph shallow
+        import json
+
+        params = {role: sum(p.numel() for p in m.parameters()) for role, m in self.modules.items()}
+        return {
+            "arch": self.arch,
+            "task": self.task,
+            "config": json.loads(config_to_json(self.config)),
+            "parameters": params,
+            "training": self.training,
+            "resumable": self.resume is not None,
+            "source": self.source,
+        }

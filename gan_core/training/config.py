@@ -1,0 +1,67 @@
+"""Training options as one plain dataclass: what the CLI flags, node widgets and the
+checkpoint's resume metadata all map onto."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..models import list_archs
+from .augment import parse_policy
+from .losses import LOSSES
+
+
+@dataclass
+class TrainConfig:
+    arch: str = "dcgan"
+    size: int = 64
+    channels: int | None = None  # None: the arch's default (1 for mlp, 3 otherwise)
+    steps: int = 1000  # total steps; a resumed run continues up to this count
+    batch: int = 64
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    loss: str = "bce"  # "bce" (non-saturating) or "hinge"
+    r1_gamma: float = 0.0  # 0 disables the R1 penalty
+    r1_every: int = 16  # lazy regularisation interval (Karras et al. 2020)
+    augment: str = ""  # DiffAugment policy, e.g. "color,translation,cutout"
+    ema_decay: float = 0.999
+    seed: int = 0
+    preview_every: int = 100  # 0: only at the end
+    preview_count: int = 16
+    checkpoint_every: int = 500  # 0: only at the end (and on cancel)
+    device: str = "auto"
+    amp: str = "auto"  # "auto" (CUDA only), "off", "bf16", "fp16"
+    channels_last: str = "auto"  # "auto" (CUDA conv nets), "on", "off"
+    compile: bool = False  # torch.compile the networks (slow start, faster long runs)
+    model: dict[str, Any] = field(default_factory=dict)  # extra arch config, e.g. {"ngf": 32}
+
+    def validate(self) -> "TrainConfig":
+        if self.arch not in list_archs("generate"):
+            raise ValueError(f"arch must be one of {list_archs('generate')}, got {self.arch!r}")
+        for name in ("size", "steps", "batch", "r1_every", "preview_count"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("preview_every", "checkpoint_every"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be 0 or more, got {getattr(self, name)}")
+        for name in ("lr_g", "lr_d"):
+            if not 0.0 < getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be between 0 and 1, got {getattr(self, name)}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.r1_gamma < 0:
+            raise ValueError(f"r1_gamma must be 0 or more, got {self.r1_gamma}")
+        if self.channels not in (None, 1, 3):
+            raise ValueError(f"channels must be 1 or 3, got {self.channels}")
+        parse_policy(self.augment)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})

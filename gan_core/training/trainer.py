@@ -1,0 +1,266 @@
+"""The GAN training loop: alternating D and G steps, EMA, previews, checkpoints, cancel.
+
+Read top to bottom: `train()` sets everything up and `Trainer.step()` is one iteration.
+All randomness (init, batches, latents, augmentation) comes from seeded torch generators
+whose state is saved, so the same seed gives the same run on a CPU and a resumed run follows
+the curve it would have followed uninterrupted.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import time
+from dataclasses import dataclass, replace
+from typing import Callable
+
+import torch
+from torch import nn
+
+from ..checkpoint import load_state_strict, save
+from ..data import ImageDataset
+from ..device import amp_dtype, make_adam, resolve_device
+from ..errors import NonFiniteLossError
+from ..images import make_grid, signed_to_comfy
+from ..model import GANModel, ResumeState
+from ..models import get_arch
+from ..seeds import latents_for_seeds
+from ..version import __version__
+from .augment import diff_augment, parse_policy
+from .config import TrainConfig
+from .ema import make_ema
+from .losses import d_loss, g_loss, r1_penalty
+
+_CONV_ARCHS = ("dcgan",)
+
+
+@dataclass
+class TrainCallbacks:
+    """Hooks the caller plugs in. `check_stop` runs before every step: it may raise (ComfyUI's
+    interrupt) or return True to stop early; either way a checkpoint is written first."""
+
+    on_step: Callable[[int, dict[str, float]], None] | None = None
+    on_preview: Callable[[int, torch.Tensor], None] | None = None
+    on_checkpoint: Callable[[int, str], None] | None = None
+    check_stop: Callable[[], bool | None] | None = None
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, dataset: ImageDataset, out: str | os.PathLike | None = None,
+                 resume: GANModel | None = None, callbacks: TrainCallbacks | None = None):
+        self.cfg = config.validate()
+        self.out = os.fspath(out) if out is not None else None
+        self.cb = callbacks or TrainCallbacks()
+        self.device = resolve_device(config.device)
+        self.amp = amp_dtype(self.device, config.amp)
+        self.spec = get_arch(config.arch)
+        if resume is not None:
+            self._check_resume(resume)
+            self.model_cfg = resume.config
+        else:
+            defaults = {"image_size": config.size}
+            if config.channels is not None:
+                defaults["channels"] = config.channels
+            self.model_cfg = self.spec.config_cls(**{**defaults, **config.model})
+        channels = self.model_cfg.channels
+        # A private copy, made outside inference mode, so autograd can use it.
+        self.data = replace(dataset, images=dataset.images.clone(), channels=channels)
+        if self.data.size != self.model_cfg.image_size:
+            raise ValueError(f"dataset images are {self.data.size} px but the model makes "
+                             f"{self.model_cfg.image_size} px")
+        self.policy = parse_policy(config.augment)
+        self.channels_last = (config.channels_last == "on" or (
+            config.channels_last == "auto" and self.device.type == "cuda" and config.arch in _CONV_ARCHS))
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            parts = self.spec.build(self.model_cfg)
+        self.G, self.D = parts["G"], parts["D"]
+        self.gen = torch.Generator().manual_seed(config.seed)
+        self.history: dict[str, list[float]] = {"loss_d": [], "loss_g": []}
+        if config.r1_gamma > 0:
+            self.history["r1"] = []
+        self.step_count = 0
+        if resume is not None:
+            self._load_weights(resume)
+        fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+        self.G.to(self.device, memory_format=fmt).train()
+        self.D.to(self.device, memory_format=fmt).train()
+        self.ema = make_ema(self.G, config.ema_decay)
+        if resume is not None and "G_ema" in resume.modules:
+            load_state_strict(self.ema.module, resume.modules["G_ema"].state_dict(), "G_ema")
+            self.ema.n_averaged.fill_(resume.resume.ema_count)
+        betas = (config.beta1, config.beta2)
+        self.opt_g = make_adam(self.G.parameters(), config.lr_g, betas, self.device)
+        self.opt_d = make_adam(self.D.parameters(), config.lr_d, betas, self.device)
+        if resume is not None:
+            self._load_optimizers(resume.resume)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == torch.float16)
+        self.g_fwd: nn.Module = torch.compile(self.G) if config.compile else self.G
+        self.d_fwd: nn.Module = torch.compile(self.D) if config.compile else self.D
+        self.saved_step = self.step_count if resume is not None else -1
+        self.last_preview: torch.Tensor | None = None
+        self._started = time.perf_counter()
+
+    # ------------------------------------------------------------------ resume
+    def _check_resume(self, resume: GANModel) -> None:
+        if resume.resume is None:
+            raise ValueError(f"{resume.source or 'the model'} holds no resume state "
+                             "(it was saved for inference only)")
+        if resume.arch != self.cfg.arch:
+            raise ValueError(f"cannot resume: the file is a {resume.arch} model but arch "
+                             f"{self.cfg.arch!r} was asked for")
+
+    def _load_weights(self, resume: GANModel) -> None:
+        load_state_strict(self.G, resume.modules["G"].state_dict(), "G")
+        load_state_strict(self.D, resume.modules["D"].state_dict(), "D")
+        self.gen.set_state(resume.resume.rng_state.clone())
+        self.step_count = resume.resume.step
+        for key, values in resume.resume.history.items():
+            self.history[key] = list(values)
+
+    def _load_optimizers(self, state: ResumeState) -> None:
+        for name, opt in (("G", self.opt_g), ("D", self.opt_d)):
+            saved = state.optimizers[name]
+            current = opt.state_dict()
+            groups = [{**g, "params": cur["params"]} for g, cur in
+                      zip(saved["param_groups"], current["param_groups"])]
+            opt.load_state_dict({"state": saved["state"], "param_groups": groups})
+
+    # ------------------------------------------------------------------ one iteration
+    def _autocast(self):
+        if self.amp is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp)
+
+    def _aug(self, x: torch.Tensor) -> torch.Tensor:
+        return diff_augment(x, self.policy, self.gen) if self.policy else x
+
+    def _finite(self, losses: dict[str, float]) -> None:
+        if not all(math.isfinite(v) for v in losses.values()):
+            raise NonFiniteLossError(self.step_count + 1, losses)
+
+    def step(self) -> dict[str, float]:
+        cfg = self.cfg
+        fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+        real = self.data.sample(cfg.batch, self.gen, self.device).contiguous(memory_format=fmt)
+        z = torch.randn(cfg.batch, self.model_cfg.latent_dim, generator=self.gen).to(self.device)
+        do_r1 = cfg.r1_gamma > 0 and self.step_count % cfg.r1_every == 0
+
+        # Discriminator: real up, fake down; G's output is reused for the G step below.
+        self.D.requires_grad_(True)
+        with self._autocast():
+            fake = self.g_fwd(z)
+            if do_r1:
+                real.requires_grad_(True)
+            real_logits = self.d_fwd(self._aug(real))
+            fake_logits = self.d_fwd(self._aug(fake.detach()))
+            loss_d = d_loss(cfg.loss, real_logits.float(), fake_logits.float())
+        values = {"loss_d": loss_d.item()}
+        total_d = loss_d
+        if do_r1:
+            r1 = r1_penalty(real, real_logits)
+            total_d = loss_d + r1 * (cfg.r1_gamma * 0.5 * cfg.r1_every)
+            values["r1"] = r1.item()
+        self._finite(values)  # checked before the update: a bad step never reaches the weights
+        self.opt_d.zero_grad(set_to_none=True)
+        self.scaler.scale(total_d).backward()
+        self.scaler.step(self.opt_d)
+
+        # Generator against the updated D, which is frozen so no weight gradients are made for it.
+        self.D.requires_grad_(False)
+        with self._autocast():
+            loss_g = g_loss(cfg.loss, self.d_fwd(self._aug(fake)).float())
+        values["loss_g"] = loss_g.item()
+        self._finite(values)
+        self.opt_g.zero_grad(set_to_none=True)
+        self.scaler.scale(loss_g).backward()
+        self.scaler.step(self.opt_g)
+        self.scaler.update()
+        self.ema.update_parameters(self.G)
+        self.step_count += 1
+        for k, v in values.items():
+            self.history.setdefault(k, []).append(v)
+        return values
+
+    # ------------------------------------------------------------------ outputs
+    @torch.no_grad()
+    def preview(self) -> torch.Tensor:
+        """The EMA generator's images for seeds 0..N-1 as one IMAGE grid [1,H,W,3]; the same
+        seeds `generate` uses, so the preview shows what the user will get."""
+        net = self.ema.module.eval()
+        z = latents_for_seeds(range(self.cfg.preview_count), self.model_cfg.latent_dim)
+        imgs = signed_to_comfy(net(z.to(self.device)).float())
+        self.last_preview = make_grid(imgs)
+        return self.last_preview
+
+    def model(self) -> GANModel:
+        """A GANModel view of the current state (shares the live modules)."""
+        cfg = self.cfg
+        training = {
+            "steps": self.step_count, "seed": cfg.seed, "image_size": self.model_cfg.image_size,
+            "dataset": self.data.name, "dataset_size": len(self.data), "batch": cfg.batch,
+            "loss": cfg.loss, "augment": cfg.augment, "r1_gamma": cfg.r1_gamma,
+            "final_losses": {k: v[-1] for k, v in self.history.items() if v},
+            "gan_core_version": __version__, "device": self.device.type,
+            "seconds": round(time.perf_counter() - self._started, 2),
+        }
+        resume = ResumeState(
+            step=self.step_count,
+            optimizers={"G": self.opt_g.state_dict(), "D": self.opt_d.state_dict()},
+            rng_state=self.gen.get_state(), ema_count=int(self.ema.n_averaged),
+            history={k: list(v) for k, v in self.history.items()},
+            train_config=cfg.to_dict(),
+        )
+        modules = {"G": self.G, "G_ema": self.ema.module, "D": self.D}
+        model = GANModel(cfg.arch, self.model_cfg, modules, training=training, resume=resume,
+                         source=self.out)
+        self.G.train(), self.D.train()  # GANModel() puts modules in eval mode
+        return model
+
+    def save_checkpoint(self) -> None:
+        if self.out is None or self.saved_step == self.step_count:
+            return
+        save(self.model(), self.out)
+        self.saved_step = self.step_count
+        if self.cb.on_checkpoint:
+            self.cb.on_checkpoint(self.step_count, self.out)
+
+    # ------------------------------------------------------------------ the loop
+    def run(self) -> GANModel:
+        cfg = self.cfg
+        with torch.inference_mode(False), torch.enable_grad():
+            try:
+                while self.step_count < cfg.steps:
+                    if self.cb.check_stop and self.cb.check_stop():
+                        break
+                    losses = self.step()
+                    if self.cb.on_step:
+                        self.cb.on_step(self.step_count, losses)
+                    if cfg.preview_every and self.step_count % cfg.preview_every == 0:
+                        grid = self.preview()
+                        if self.cb.on_preview:
+                            self.cb.on_preview(self.step_count, grid)
+                    if cfg.checkpoint_every and self.step_count % cfg.checkpoint_every == 0:
+                        self.save_checkpoint()
+            except NonFiniteLossError:
+                raise  # the weights in memory may be suspect; the file on disk is not touched
+            except BaseException:
+                # Cancel (ComfyUI interrupt, Ctrl-C) or a crash: keep what was learned.
+                self.save_checkpoint()
+                raise
+            self.save_checkpoint()
+            if self.last_preview is None or cfg.preview_every == 0 or self.step_count % cfg.preview_every:
+                grid = self.preview()
+                if self.cb.on_preview:
+                    self.cb.on_preview(self.step_count, grid)
+        result = self.model()
+        for m in result.modules.values():
+            m.eval()
+        return result
+
+
+def train(config: TrainConfig, dataset: ImageDataset, out: str | os.PathLike | None = None,
+          resume: GANModel | None = None, callbacks: TrainCallbacks | None = None) -> GANModel:
+    """Train (or continue training) a generator; returns the model, EMA generator included."""
+    return Trainer(config, dataset, out=out, resume=resume, callbacks=callbacks).run()

@@ -5,12 +5,13 @@ so everything a client needs is exported here.
 """
 from .checkpoint import load, save
 from .data import (BUILTIN_DATASETS, BUILTIN_PREFIX, FIT_MODES, ImageDataset, from_images,
-                   make_builtin, open_dataset)
+                   list_image_files, make_builtin, open_dataset)
 from .device import resolve_device
 from .errors import CheckpointError, DatasetError, GanAtelierError, NonFiniteLossError
 from .images import check_image_batch, make_grid, save_image, tensor_to_pil
 from .model import GANModel
 from .models import list_archs
+from .paths import UnsafePathError, release_if_empty, reserve_numbered, safe_join
 from .seeds import MAX_SEED, parse_seeds
 from .training import AUGMENTATIONS, LOSSES, TrainCallbacks, TrainConfig, train
 from .version import __version__
@@ -18,7 +19,8 @@ from .version import __version__
 __all__ = [
     "AUGMENTATIONS", "BUILTIN_DATASETS", "BUILTIN_PREFIX", "CheckpointError", "DatasetError",
     "FIT_MODES", "GANModel", "GanAtelierError", "ImageDataset", "LOSSES", "MAX_SEED",
-    "NonFiniteLossError", "TrainCallbacks", "TrainConfig", "__version__", "check_image_batch",
-    "from_images", "list_archs", "load", "make_builtin", "make_grid", "open_dataset",
-    "parse_seeds", "resolve_device", "save", "save_image", "tensor_to_pil", "train",
+    "NonFiniteLossError", "TrainCallbacks", "TrainConfig", "UnsafePathError", "__version__", "check_image_batch",
+    "from_images", "list_archs", "list_image_files", "load", "make_builtin", "make_grid", "open_dataset",
+    "parse_seeds", "release_if_empty", "reserve_numbered", "resolve_device", "safe_join", "save",
+    "save_image", "tensor_to_pil", "train",
 ]

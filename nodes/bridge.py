@@ -1,0 +1,134 @@
+"""The only module that touches ComfyUI. Everything is imported lazily and has a plain
+fallback, so the pack imports (and its nodes run) outside ComfyUI: in tests and tools.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import time
+from typing import Any
+
+import torch
+
+from .. import gan_core
+
+log = logging.getLogger("gan_atelier")
+
+MODEL_FOLDER = "gan"
+MODEL_EXTENSIONS = {".safetensors", ".pth", ".pt"}
+
+
+def _module(name: str) -> Any | None:
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
+def folder_paths() -> Any:
+    fp = _module("folder_paths")
+    if fp is None:
+        raise RuntimeError("this needs ComfyUI's folder_paths (run inside ComfyUI)")
+    return fp
+
+
+def register_model_folder() -> None:
+    """models/gan as the "gan" key, listing only model files, keeping any paths a user
+    added in extra_model_paths.yaml (which may have created the key before us)."""
+    fp = _module("folder_paths")
+    if fp is None:
+        return
+    fp.add_model_folder_path(MODEL_FOLDER, os.path.join(fp.models_dir, MODEL_FOLDER), is_default=True)
+    paths, _ = fp.folder_names_and_paths[MODEL_FOLDER]
+    fp.folder_names_and_paths[MODEL_FOLDER] = (paths, set(MODEL_EXTENSIONS))
+
+
+def model_names() -> list[str]:
+    try:
+        return folder_paths().get_filename_list(MODEL_FOLDER)
+    except (RuntimeError, KeyError):
+        return []
+
+
+def model_path(name: str) -> str:
+    """A model name from a node input -> its full path inside a "gan" folder."""
+    fp = folder_paths()
+    for root in fp.get_folder_paths(MODEL_FOLDER):
+        # refuses '..', absolute names, drive letters, NUL and links that leave the folder
+        path = gan_core.safe_join(root, name, "model_name")
+        if path.is_file():
+            return str(path)
+    return fp.get_full_path_or_raise(MODEL_FOLDER, name)
+
+
+def model_save_dir() -> str:
+    return folder_paths().get_folder_paths(MODEL_FOLDER)[0]
+
+
+def input_subfolder(name: str, what: str = "folder") -> str:
+    """A folder name typed by the user -> a path inside ComfyUI's input directory."""
+    path = gan_core.safe_join(folder_paths().get_input_directory(), name, what)
+    if not path.is_dir():
+        raise ValueError(f"{what}: {name!r} is not a folder inside ComfyUI's input directory")
+    return str(path)
+
+
+def reserve_model_file(prefix: str) -> str:
+    """A new models/gan file named like ComfyUI's savers (prefix_00001_.safetensors), claimed
+    exclusively so two runs with the same prefix never write the same file."""
+    fp = folder_paths()
+    root = model_save_dir()
+    gan_core.safe_join(root, prefix, "filename_prefix")
+    folder, stem, counter, _, _ = fp.get_save_image_path(prefix, root)
+    return str(gan_core.reserve_numbered(folder, stem, counter, ".safetensors"))
+
+
+def relative_model_name(path: str) -> str:
+    for root in folder_paths().get_folder_paths(MODEL_FOLDER):
+        rel = os.path.relpath(path, root)
+        if not rel.startswith(".."):
+            return rel.replace(os.sep, "/")
+    return os.path.basename(path)
+
+
+def device() -> torch.device:
+    mm = _module("comfy.model_management")
+    return mm.get_torch_device() if mm is not None else gan_core.resolve_device("auto")
+
+
+def check_interrupt() -> None:
+    """Raises ComfyUI's InterruptProcessingException when the user pressed Cancel."""
+    mm = _module("comfy.model_management")
+    if mm is not None:
+        mm.throw_exception_if_processing_interrupted()
+
+
+def soft_empty_cache() -> None:
+    mm = _module("comfy.model_management")
+    if mm is not None:
+        mm.soft_empty_cache()
+
+
+class Progress:
+    """ComfyUI's ProgressBar with a preview image, throttled so a 10k-step run does not send
+    10k websocket messages; without ComfyUI it does nothing."""
+
+    def __init__(self, total: int, min_interval: float = 0.2):
+        utils = _module("comfy.utils")
+        self.bar = utils.ProgressBar(total) if utils is not None else None
+        self.total = total
+        self.min_interval = min_interval
+        self._last = 0.0
+
+    def update(self, value: int, preview: torch.Tensor | None = None) -> None:
+        if self.bar is None:
+            return
+        now = time.monotonic()
+        if preview is None and value < self.total and now - self._last < self.min_interval:
+            return
+        self._last = now
+        shown = None
+        if preview is not None:
+            shown = ("JPEG", gan_core.tensor_to_pil(preview), 512)
+        self.bar.update_absolute(value, self.total, shown)

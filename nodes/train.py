@@ -1,0 +1,134 @@
+"""Train node: images, a folder or a built-in dataset in; a trained GAN, its losses and the
+last preview grid out. The loop itself is gan_core.train."""
+from __future__ import annotations
+
+import hashlib
+import os
+
+import torch
+
+from .. import gan_core
+from . import bridge
+
+NONE = "none"
+AUGMENT_CHOICES = ["none", "translation", "color,translation", "color,translation,cutout"]
+
+
+def _dataset(images, folder: str, builtin: str, size: int, seed: int):
+    if images is not None:
+        return gan_core.from_images(images, size, name="images")
+    if folder.strip():
+        return gan_core.open_dataset(bridge.input_subfolder(folder.strip(), "folder"), size)
+    return gan_core.open_dataset(gan_core.BUILTIN_PREFIX + builtin, size, seed=seed)
+
+
+class GANAtelierTrain:
+    DESCRIPTION = (
+        "Train a GAN on your images (the images input), on a folder inside ComfyUI's input "
+        "directory, or on a built-in procedural art dataset. Shows a live preview grid, can be "
+        "cancelled at any time (a checkpoint is saved first) and writes checkpoints to "
+        "models/gan. Outputs the model (EMA generator), the loss curve and the last preview.")
+    CATEGORY = "GAN Atelier/train"
+    FUNCTION = "train"
+    RETURN_TYPES = ("GAN_MODEL", "LOSS_MAP", "IMAGE")
+    RETURN_NAMES = ("model", "loss", "preview")
+    OUTPUT_TOOLTIPS = ("the trained model; its checkpoint is in models/gan",
+                       "per-step generator loss as {'loss': [...]}, for Plot Loss Graph",
+                       "the last preview grid (seeds 0-15)")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "arch": (gan_core.list_archs("generate"), {"default": "dcgan",
+                         "tooltip": "dcgan: convolutional, RGB, 32-256 px. mlp: the classic fully "
+                                    "connected GAN, best at 28 px grayscale."}),
+                "builtin_dataset": (list(gan_core.BUILTIN_DATASETS), {
+                    "tooltip": "procedural art used when neither images nor folder is given"}),
+                "resolution": ("INT", {"default": 32, "min": 8, "max": 256, "step": 4,
+                               "tooltip": "training size in px; dcgan needs a power of two "
+                                          "(32, 64, 128, 256)"}),
+                "steps": ("INT", {"default": 300, "min": 1, "max": 1_000_000,
+                          "tooltip": "total training steps (one D and one G update each); a "
+                                     "resumed run continues up to this count"}),
+                "batch_size": ("INT", {"default": 32, "min": 1, "max": 1024,
+                               "tooltip": "images per step; 32-64 for dcgan, 128 for mlp"}),
+                "learning_rate": ("FLOAT", {"default": 2e-4, "min": 1e-6, "max": 0.1, "step": 1e-5,
+                                  "round": False, "tooltip": "Adam learning rate of G and D"}),
+                "loss": (list(gan_core.LOSSES), {"default": "bce",
+                         "tooltip": "bce: non-saturating logistic loss; hinge: margin loss, "
+                                    "often steadier"}),
+                "augmentation": (AUGMENT_CHOICES, {"default": "none",
+                                 "tooltip": "DiffAugment applied to real and fake images alike; "
+                                            "use it when you have fewer than ~1000 images"}),
+                "r1_gamma": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 100.0, "step": 0.1,
+                             "tooltip": "R1 gradient penalty on real images (0 = off); try 0.1-10 "
+                                        "if training collapses"}),
+                "seed": ("INT", {"default": 0, "min": 0, "max": gan_core.MAX_SEED,
+                         "control_after_generate": True,
+                         "tooltip": "seeds initial weights, batches and augmentation: the same "
+                                    "seed repeats the same run"}),
+                "preview_every": ("INT", {"default": 50, "min": 0, "max": 100_000,
+                                  "tooltip": "steps between preview grids on the node (0 = end only)"}),
+                "checkpoint_every": ("INT", {"default": 100, "min": 0, "max": 100_000,
+                                     "tooltip": "steps between checkpoints in models/gan (0 = end "
+                                                "and cancel only)"}),
+                "filename_prefix": ("STRING", {"default": "gan_atelier/dcgan",
+                                    "tooltip": "checkpoint name under models/gan; a counter is "
+                                               "added (prefix_00001_.safetensors)"}),
+            },
+            "optional": {
+                "images": ("IMAGE", {"tooltip": "training images (any size; centre-cropped and "
+                                                "resized). Takes precedence over folder."}),
+                "folder": ("STRING", {"default": "", "tooltip": "a folder inside ComfyUI's input "
+                                      "directory holding png/jpg/webp images (used when images "
+                                      "is not connected)"}),
+                "resume": ([NONE] + bridge.model_names(), {"default": NONE,
+                           "tooltip": "continue a run from one of its checkpoints in models/gan"}),
+            },
+        }
+
+    @classmethod
+    def IS_CHANGED(cls, folder: str = "", resume: str = NONE, **kwargs):
+        """Re-run when the dataset folder or the resume file changes on disk."""
+        h = hashlib.sha256()
+        try:
+            if folder and folder.strip():
+                for p in gan_core.list_image_files(bridge.input_subfolder(folder.strip())):
+                    st = p.stat()
+                    h.update(f"{p}|{st.st_size}|{st.st_mtime_ns}".encode())
+            if resume and resume != NONE:
+                h.update(str(os.stat(bridge.model_path(resume)).st_mtime_ns).encode())
+        except (OSError, ValueError, RuntimeError) as exc:
+            h.update(str(exc).encode())  # validation reports it properly
+        return h.hexdigest()
+
+    def train(self, arch, builtin_dataset, resolution, steps, batch_size, learning_rate, loss,
+              augmentation, r1_gamma, seed, preview_every, checkpoint_every, filename_prefix,
+              images=None, folder="", resume=NONE):
+        resume_model = gan_core.load(bridge.model_path(resume)) if resume != NONE else None
+        size = resume_model.image_size if resume_model else resolution
+        config = gan_core.TrainConfig(
+            arch=arch, size=size, steps=steps, batch=batch_size, lr_g=learning_rate,
+            lr_d=learning_rate, loss=loss, augment="" if augmentation == "none" else augmentation,
+            r1_gamma=r1_gamma, seed=seed, preview_every=preview_every,
+            checkpoint_every=checkpoint_every, device=str(bridge.device()),
+        ).validate()
+        dataset = _dataset(images, folder or "", builtin_dataset, size, seed)
+        out = bridge.reserve_model_file(filename_prefix)
+        progress = bridge.Progress(steps)
+        callbacks = gan_core.TrainCallbacks(
+            on_step=lambda step, losses: progress.update(step),
+            on_preview=lambda step, grid: progress.update(step, grid),
+            check_stop=bridge.check_interrupt,
+        )
+        try:
+            model = gan_core.train(config, dataset, out=out, resume=resume_model, callbacks=callbacks)
+        finally:
+            gan_core.release_if_empty(out)
+            bridge.soft_empty_cache()
+        history = model.resume.history
+        loss_map = {"loss": list(history["loss_g"]), "loss_d": list(history["loss_d"]),
+                    "loss_g": list(history["loss_g"])}
+        preview = model.generate(range(16), device=bridge.device())
+        return (model, loss_map, gan_core.make_grid(preview))

@@ -17,6 +17,7 @@ NODES = [
     ("io", "GANAtelierLoadModel", "Load GAN Model (GAN Atelier)"),
     ("io", "GANAtelierSaveModel", "Save GAN Model (GAN Atelier)"),
     ("datasets", "GANAtelierExampleDataset", "Example Dataset (GAN Atelier)"),
+    ("images", "GANAtelierImageGrid", "Image Grid (GAN Atelier)"),
 ]
 
 

@@ -15,7 +15,9 @@ Design rules that the rest of the package may rely on:
   centres (vectorised numpy, no per-pixel Python), with edges anti-aliased by the
   size of one pixel.  The same image can be rendered at 8 px or 1024 px, and a small
   render looks like a downscaled large one.  Detail finer than a pixel fades to its
-  average instead of aliasing into noise.
+  average instead of aliasing into noise.  (One deliberate exception: below about
+  45 px, rings and stripes are drawn wider than they would be, so that tiny images
+  still show the pattern instead of a flat average colour.)
 * **ComfyUI layout.**  :func:`make_builtin` returns float32 ``[N, H, W, C]`` in
   ``[0, 1]``, the layout of a ComfyUI ``IMAGE``.
 """
@@ -44,6 +46,8 @@ __all__ = [
 
 #: Smallest side length accepted, in pixels; below this no style is recognisable.
 MIN_SIZE = 8
+
+_PIXELS = f"an integer >= {MIN_SIZE} (pixels)"  # what size/height must be, for messages
 
 #: ITU-R BT.601 luma weights, used for ``channels=1``.
 _LUMA_601 = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -104,7 +108,7 @@ def _wave_noise(
     Its parameters are drawn from ``rng`` (not per pixel), so the noise is the same
     picture at every resolution, unlike pixel noise.
     """
-    out = np.zeros(np.broadcast_shapes(u.shape, v.shape))
+    out = np.zeros(np.broadcast_shapes(u.shape, v.shape), dtype=np.result_type(u, v))
     for _ in range(waves):
         angle = rng.uniform(0.0, 2.0 * math.pi)
         freq = rng.uniform(f_lo, f_hi)
@@ -113,9 +117,11 @@ def _wave_noise(
     return out * math.sqrt(2.0 / waves)
 
 
-def _wave_noise_1d(rng: np.random.Generator, t: np.ndarray, waves: int, f_lo: float, f_hi: float) -> np.ndarray:
+def _wave_noise_1d(
+    rng: np.random.Generator, t: np.ndarray, waves: int, f_lo: float, f_hi: float
+) -> np.ndarray:
     """One-dimensional version of :func:`_wave_noise`, for wobbly edges."""
-    out = np.zeros(t.shape)
+    out = np.zeros(t.shape, dtype=t.dtype)
     for _ in range(waves):
         freq = rng.uniform(f_lo, f_hi)
         phase = rng.uniform(0.0, 2.0 * math.pi)
@@ -146,7 +152,8 @@ def draw_mondrian(rng: np.random.Generator, height: int, width: int) -> np.ndarr
 
     Layout is in canvas fractions, so a non-square request stretches the composition
     like a differently-shaped canvas.  Line width is a fraction of the shorter side (so
-    it scales with size) but never thinner than ~0.8 px, so lines survive at 8 px.
+    it scales with size); lines are snapped to whole pixels once about a pixel wide, and
+    kept at least 0.6 px (anti-aliased grey) below that, so they survive at 8 px.
     """
     min_side = 0.07
     rects: list[tuple[float, float, float, float]] = [(0.0, 0.0, 1.0, 1.0)]  # x0, y0, x1, y1
@@ -158,9 +165,9 @@ def draw_mondrian(rng: np.random.Generator, height: int, width: int) -> np.ndarr
         longer_is_x = (x1 - x0) >= (y1 - y0)
         vertical = longer_is_x if rng.random() < 0.75 else not longer_is_x
         lo, hi = (x0, x1) if vertical else (y0, y1)
-        at = rng.uniform(lo + min_side, hi - min_side) if hi - lo > 2 * min_side else None
-        if at is None:
-            continue
+        if hi - lo <= 2 * min_side:
+            continue  # too narrow to split; try another rectangle
+        at = rng.uniform(lo + min_side, hi - min_side)
         if vertical:
             rects[k : k + 1] = [(x0, y0, at, y1), (at, y0, x1, y1)]
             splits.append((True, at, y0, y1))
@@ -183,13 +190,24 @@ def draw_mondrian(rng: np.random.Generator, height: int, width: int) -> np.ndarr
         cover = _interval_coverage(y0, y1, height)[rows, None] * _interval_coverage(x0, x1, width)[None, cols]
         img[rows, cols] += cover[..., None] * np.array(colour)
 
-    line_px = max(line_frac * min(height, width), 0.8)
-    half_x, half_y = 0.5 * line_px / width, 0.5 * line_px / height
+    # From ~1 px up, lines are snapped to whole pixels (a shift of at most half a
+    # pixel) so they stay crisp and black; thinner ones stay anti-aliased and grey.
+    line_px = line_frac * min(height, width)
+    snap = line_px >= 0.4
+    line_px = max(1.0, float(round(line_px))) if snap else max(line_px, 0.6)
+
+    def extent(at: float, n: int) -> tuple[float, float]:
+        """Canvas-fraction extent of a line centred at ``at`` across an ``n``-pixel axis."""
+        lo = at * n - 0.5 * line_px
+        lo = round(lo) if snap else lo
+        return lo / n, (lo + line_px) / n
+
     for vertical, at, start, stop in splits:
-        if vertical:  # extend by half a line so T-junctions close cleanly
-            xa, xb, ya, yb = at - half_x, at + half_x, start - half_y, stop + half_y
+        # A line runs over the full width of the lines it meets, closing T-junctions.
+        if vertical:
+            (xa, xb), ya, yb = extent(at, width), extent(start, height)[0], extent(stop, height)[1]
         else:
-            xa, xb, ya, yb = start - half_x, stop + half_x, at - half_y, at + half_y
+            (ya, yb), xa, xb = extent(at, height), extent(start, width)[0], extent(stop, width)[1]
         rows, cols = _pixel_span(ya, yb, height), _pixel_span(xa, xb, width)
         alpha = _interval_coverage(ya, yb, height)[rows, None] * _interval_coverage(xa, xb, width)[None, cols]
         alpha = alpha[..., None]
@@ -214,6 +232,10 @@ def _ring_pattern(
     lobes = int(rng.integers(3, 9))
     lobe_phase = rng.uniform(0.0, 2.0 * math.pi)
 
+    # Tiny images get wider rings (at most ~0.22 cycles per pixel) so that they still
+    # show rings rather than a grey average; from ~45 px up this never kicks in.
+    freq = min(freq, 0.22 / px)
+
     dx, dy = u - cx, v - cy
     radius = np.hypot(dx, dy)
     if warped:
@@ -226,7 +248,7 @@ def _ring_pattern(
     cycles_per_px = np.maximum(freq * px * slope, 1e-9)
     wave = np.sin(2.0 * math.pi * freq * radius + phase)
     ramp = np.clip(0.5 + wave / (2.0 * math.pi * cycles_per_px), 0.0, 1.0)
-    contrast = np.clip((0.5 - cycles_per_px) / 0.25, 0.0, 1.0)  # fade out near Nyquist
+    contrast = np.clip((0.4 - cycles_per_px) / 0.2, 0.0, 1.0)  # fade out before Nyquist
     return 0.5 + (ramp - 0.5) * contrast
 
 
@@ -273,7 +295,8 @@ def draw_colorfields(rng: np.random.Generator, height: int, width: int) -> np.nd
     margin_x = rng.uniform(0.07, 0.14)
     margin_top, margin_bottom = rng.uniform(0.05, 0.1, size=2)
     gap = rng.uniform(0.025, 0.07)
-    heights = rng.dirichlet(np.full(n_blocks, 2.5)) * (1.0 - margin_top - margin_bottom - gap * (n_blocks - 1))
+    free = 1.0 - margin_top - margin_bottom - gap * (n_blocks - 1)
+    heights = rng.dirichlet(np.full(n_blocks, 2.5)) * free
     # Sometimes one block takes the complementary hue, as in Rothko's sharper pieces.
     contrast_block = int(rng.integers(n_blocks)) if rng.random() < 0.4 else -1
     softness = rng.uniform(0.012, 0.04)  # edge feather, in shorter-side units
@@ -286,43 +309,46 @@ def draw_colorfields(rng: np.random.Generator, height: int, width: int) -> np.nd
             hue += 0.5
         sat, val = rng.uniform(0.35, 0.9), rng.uniform(0.3, 0.95)
         col_top = _hsv(hue, sat, val)
-        col_bottom = _hsv(hue + rng.uniform(-0.03, 0.03), sat + rng.uniform(-0.1, 0.1), val + rng.uniform(-0.15, 0.1))
+        col_bottom = _hsv(
+            hue + rng.uniform(-0.03, 0.03), sat + rng.uniform(-0.1, 0.1), val + rng.uniform(-0.15, 0.1)
+        )
         opacity = rng.uniform(0.82, 0.97)
         wobble = rng.uniform(0.002, 0.007)
         blocks.append((top, top + heights[k], col_top, col_bottom, opacity, wobble, rng.integers(2**32)))
         top += heights[k] + gap
 
+    # Per-pixel work in float32: half the memory traffic of float64, same look.
+    f32 = np.float32
     short = min(height, width)
-    yf = ((np.arange(height) + 0.5) / height)[:, None]
-    xf = ((np.arange(width) + 0.5) / width)[None, :]
+    yf = ((np.arange(height, dtype=f32) + 0.5) / height)[:, None]
+    xf = ((np.arange(width, dtype=f32) + 0.5) / width)[None, :]
     soft_x = max(softness * short / width, 1.0 / width)
     soft_y = max(softness * short / height, 1.0 / height)
 
-    img = ground_top + (ground_bottom - ground_top) * yf[..., None]
+    img = (ground_top + (ground_bottom - ground_top) * yf[..., None]).astype(f32)
     img = np.broadcast_to(img, (height, width, 3)).copy()
     for top, bottom, col_top, col_bottom, opacity, wobble, edge_seed in blocks:
         edge_rng = np.random.default_rng(edge_seed)  # own stream: edges use fixed draws
-        left = margin_x + wobble * _wave_noise_1d(edge_rng, yf, 3, 1.0, 6.0)
-        right = 1.0 - margin_x + wobble * _wave_noise_1d(edge_rng, yf, 3, 1.0, 6.0)
-        upper = top + wobble * _wave_noise_1d(edge_rng, xf, 3, 1.0, 6.0)
-        lower = bottom + wobble * _wave_noise_1d(edge_rng, xf, 3, 1.0, 6.0)
+        left = f32(margin_x) + f32(wobble) * _wave_noise_1d(edge_rng, yf, 3, 1.0, 6.0)
+        right = f32(1.0 - margin_x) + f32(wobble) * _wave_noise_1d(edge_rng, yf, 3, 1.0, 6.0)
+        upper = f32(top) + f32(wobble) * _wave_noise_1d(edge_rng, xf, 3, 1.0, 6.0)
+        lower = f32(bottom) + f32(wobble) * _wave_noise_1d(edge_rng, xf, 3, 1.0, 6.0)
         alpha = (
-            _smoothstep((xf - left) / (2 * soft_x) + 0.5)
-            * _smoothstep((right - xf) / (2 * soft_x) + 0.5)
-            * _smoothstep((yf - upper) / (2 * soft_y) + 0.5)
-            * _smoothstep((lower - yf) / (2 * soft_y) + 0.5)
+            _smoothstep((xf - left) / f32(2 * soft_x) + 0.5)
+            * _smoothstep((right - xf) / f32(2 * soft_x) + 0.5)
+            * _smoothstep((yf - upper) / f32(2 * soft_y) + 0.5)
+            * _smoothstep((lower - yf) / f32(2 * soft_y) + 0.5)
         )
-        blend = np.clip((yf - top) / (bottom - top), 0.0, 1.0)[..., None]
-        colour = col_top + (col_bottom - col_top) * blend
-        alpha = (opacity * alpha)[..., None]
-        img = img * (1.0 - alpha) + colour * alpha
+        blend = np.clip((yf - f32(top)) / f32(bottom - top), 0.0, 1.0)[..., None]
+        colour = (col_top + (col_bottom - col_top) * blend).astype(f32)  # one row per image row
+        img += (colour - img) * (f32(opacity) * alpha)[..., None]
 
     u, v, _ = _centred_grid(height, width)
-    mottle = _wave_noise(rng, u, v, 6, 0.5, 3.0)
+    mottle = _wave_noise(rng, u.astype(f32), v.astype(f32), 6, 0.5, 3.0)
     img *= (1.0 + 0.05 * mottle)[..., None]
     # Grain is the only per-pixel randomness; drawn last so every parameter above
     # is identical at every resolution.
-    img += 0.012 * rng.standard_normal((height, width, 1))
+    img += 0.012 * rng.standard_normal((height, width, 1), dtype=f32)
     return img
 
 
@@ -334,8 +360,17 @@ def draw_blobs(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     """
     u, v, px = _centred_grid(height, width)
     n = int(rng.integers(3, 8))
-    centres = rng.uniform(-0.4, 0.4, size=(n, 2))
-    radii = rng.uniform(0.07, 0.19, size=n)
+    centres: list[np.ndarray] = []
+    radii: list[float] = []
+    for _ in range(n):
+        # Reject a blob centred inside another one: it would show as a stray dot of
+        # its own colour.  Overlapping (merging) blobs are still allowed.
+        for _attempt in range(20):
+            centre, radius = rng.uniform(-0.4, 0.4, size=2), rng.uniform(0.07, 0.19)
+            if all(np.hypot(*(centre - c)) > 0.7 * (radius + r) for c, r in zip(centres, radii)):
+                break
+        centres.append(centre)
+        radii.append(radius)
     base_hue = rng.uniform()
     offsets = rng.choice([0.0, 0.06, 0.12, 0.5, 0.56, 0.33], size=n)
     colours = [_hsv(base_hue + o, rng.uniform(0.5, 0.9), rng.uniform(0.65, 1.0)) for o in offsets]
@@ -363,12 +398,15 @@ def draw_blobs(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
         grad_u -= slope * du
         grad_v -= slope * dv
         np.multiply(k, k, out=weights[j])  # colour weight: each blob owns its core
-    paint = np.tensordot(weights, np.array(colours, dtype=np.float32), axes=(0, 0))
-    paint /= weights.sum(axis=0)[..., None]
+    # One small contraction per channel is much faster than a tensordot over the blob axis.
+    palette = np.array(colours, dtype=np.float32)
+    total = weights.sum(axis=0)
+    paint = np.stack([np.tensordot(palette[:, c], weights, axes=1) / total for c in range(3)], axis=-1)
 
-    inside = np.clip(1.0 - 1.0 / np.maximum(field, 1e-9), 0.0, 1.0)[..., None]  # 0 at edge
-    paint = paint * (0.82 + 0.18 * inside)
-    paint = paint + (1.0 - paint) * 0.35 * inside**3  # glossy highlight
+    # Darken towards the rim and mix towards white at the core: a glossy, 3-D look.
+    inside = np.clip(1.0 - 1.0 / np.maximum(field, 1e-9), 0.0, 1.0)  # 0 on the edge
+    gloss = 0.35 * inside**3
+    paint = paint * ((0.82 + 0.18 * inside) * (1.0 - gloss))[..., None] + gloss[..., None]
 
     # Anti-alias with g = 1 - 1/field (zero on the edge): its gradient is bounded near
     # the centres, where linearising the raw field would punch holes in the blobs.
@@ -377,8 +415,10 @@ def draw_blobs(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     alpha = np.clip(0.5 + signed, 0.0, 1.0)[..., None]
 
     t = np.clip(0.5 + (u * math.cos(ground_angle) + v * math.sin(ground_angle)), 0.0, 1.0)[..., None]
-    ground = ground_a + (ground_b - ground_a) * t
-    return ground * (1.0 - alpha) + paint * alpha
+    ground_a, ground_b = ground_a.astype(np.float32), ground_b.astype(np.float32)
+    img = ground_a + (ground_b - ground_a) * t
+    img += (paint - img) * alpha
+    return img
 
 
 def draw_stripes(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
@@ -414,6 +454,9 @@ def draw_stripes(rng: np.random.Generator, height: int, width: int) -> np.ndarra
     wave_freq = rng.uniform(1.0, 4.0)
     wave_phase = rng.uniform(0.0, 2.0 * math.pi)
     offset = rng.uniform(0.0, period)
+    # Tiny images get a wider rhythm (at least 5 px per repeat) so stripes stay visible.
+    stretch = max(1.0, 5.0 * px / period)
+    period, widths, offset = period * stretch, widths * stretch, offset * stretch
 
     cos_a, sin_a = math.cos(angle), math.sin(angle)
     s = u * cos_a + v * sin_a + offset  # across the stripes
@@ -492,8 +535,8 @@ def render_builtin(name: str, index: int, size: int, seed: int = 0, height: int 
     """
     style_id, draw = _style(name)
     index = _int_arg("index", index, 0, "a non-negative integer")
-    width = _int_arg("size", size, MIN_SIZE, f"an integer >= {MIN_SIZE} (pixels)")
-    rows = width if height is None else _int_arg("height", height, MIN_SIZE, f"an integer >= {MIN_SIZE} (pixels)")
+    width = _int_arg("size", size, MIN_SIZE, _PIXELS)
+    rows = width if height is None else _int_arg("height", height, MIN_SIZE, _PIXELS)
     seed = _int_arg("seed", seed, 0, "a non-negative integer")
     rng = np.random.default_rng([seed, index, style_id])
     img = draw(rng, rows, width)
@@ -511,18 +554,16 @@ def make_builtin(
     ``render_builtin(name, i, size, seed, height)``, so a larger ``count`` only appends.
     Everything is rendered eagerly: ``count * H * W * channels * 4`` bytes.
     """
-    _style(name)
+    _style(name)  # fail fast, before any rendering
     count = _int_arg("count", count, 1, "an integer >= 1")
-    _int_arg("size", size, MIN_SIZE, f"an integer >= {MIN_SIZE} (pixels)")
-    if height is not None:
-        _int_arg("height", height, MIN_SIZE, f"an integer >= {MIN_SIZE} (pixels)")
-    if isinstance(channels, bool) or channels not in (1, 3):
+    width = _int_arg("size", size, MIN_SIZE, _PIXELS)
+    rows = width if height is None else _int_arg("height", height, MIN_SIZE, _PIXELS)
+    if isinstance(channels, bool) or not isinstance(channels, (int, np.integer)) or channels not in (1, 3):
         raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels!r}")
-    _int_arg("seed", seed, 0, "a non-negative integer")
+    seed = _int_arg("seed", seed, 0, "a non-negative integer")
 
-    rows = size if height is None else height
-    out = np.empty((count, rows, size, channels), dtype=np.float32)
+    out = np.empty((count, rows, width, int(channels)), dtype=np.float32)
     for i in range(count):
-        img = render_builtin(name, i, size, seed, height)
+        img = render_builtin(name, i, width, seed, rows)
         out[i] = img if channels == 3 else (img @ _LUMA_601)[..., None]
     return torch.from_numpy(out)

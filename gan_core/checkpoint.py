@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +34,23 @@ def atomic_write(path: str | os.PathLike, write: Any) -> Path:
     """Call `write(tmp_path)` then rename onto `path`; a failure leaves the old file as it was."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # Not tempfile.mkstemp: its 0600 mode would survive the rename, leaving a model other
+    # users/processes cannot read. os.open with 0666 honours the umask like any new file.
+    for _ in range(100):
+        tmp = str(path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
+                         0o666)
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise FileExistsError(f"could not create a temporary file next to {str(path)!r}")
     os.close(fd)
     try:
+        mode = os.stat(tmp).st_mode & 0o777  # what the umask allows a new file
         write(tmp)
+        os.chmod(tmp, mode)  # safetensors 0.8 replaces the file with a 0600 one
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)

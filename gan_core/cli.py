@@ -5,6 +5,7 @@ It uses only the public API (`import gan_core`), like any other client.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -15,35 +16,88 @@ import torch
 import gan_core
 
 DEFAULT_OUT = "gan_atelier_out/dcgan_mondrian.safetensors"
+DEFAULT_DATA = "builtin:mondrian"
+DEFAULT_COUNT = 512
 
 
 def _add_train_args(p: argparse.ArgumentParser) -> None:
     d = gan_core.TrainConfig()
-    p.add_argument("--data", default="builtin:mondrian",
-                   help="builtin:NAME (see `datasets`) or a folder of images (default: %(default)s)")
-    p.add_argument("--arch", default="dcgan", choices=gan_core.list_archs("generate"))
+    # Options that default to None take, with --resume, the resumed run's value (so it
+    # follows the same curve); otherwise the default named in their help.
+    p.add_argument("--data", default=None,
+                   help="builtin:NAME (see `datasets`) or a folder of images (default: "
+                        f"{DEFAULT_DATA}, or the resumed run's built-in dataset)")
+    p.add_argument("--arch", default=None, choices=gan_core.list_archs("generate"),
+                   help="architecture (default: dcgan)")
     p.add_argument("--size", type=int, default=None,
                    help="image size in px (default: 28 for mlp, 32 for dcgan)")
     p.add_argument("--steps", type=int, default=600, help="total training steps (default: %(default)s)")
     p.add_argument("--batch", type=int, default=None, help="batch size (default: 128 for mlp, 32 for dcgan)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=None, help="default: 0")
     p.add_argument("--out", default=DEFAULT_OUT, help="checkpoint file (default: %(default)s)")
-    p.add_argument("--resume", default=None, help="continue training from this checkpoint")
-    p.add_argument("--preview-every", type=int, default=100, help="steps between preview grids (0: end only)")
-    p.add_argument("--checkpoint-every", type=int, default=200, help="steps between checkpoints (0: end only)")
+    p.add_argument("--resume", default=None,
+                   help="continue training from this checkpoint, with its options unless given")
+    p.add_argument("--preview-every", type=int, default=None,
+                   help="steps between preview grids (0: end only; default: 100)")
+    p.add_argument("--checkpoint-every", type=int, default=None,
+                   help="steps between checkpoints (0: end only; default: 200)")
     p.add_argument("--preview", default=None, help="sample grid PNG (default: next to --out)")
-    p.add_argument("--lr", type=float, default=d.lr_g, help="learning rate of G and D")
-    p.add_argument("--loss", default=d.loss, choices=gan_core.LOSSES)
-    p.add_argument("--r1", type=float, default=0.0, help="R1 penalty weight gamma (0: off)")
-    p.add_argument("--augment", default="", help=f"DiffAugment policy, comma list of {gan_core.AUGMENTATIONS}")
-    p.add_argument("--ema", type=float, default=d.ema_decay, help="EMA decay of the sampling generator")
-    p.add_argument("--count", type=int, default=512, help="images drawn from a builtin dataset")
+    p.add_argument("--lr", type=float, default=None,
+                   help=f"learning rate of G and D (default: {d.lr_g})")
+    p.add_argument("--loss", default=None, choices=gan_core.LOSSES, help=f"default: {d.loss}")
+    p.add_argument("--r1", type=float, default=None,
+                   help="R1 penalty weight gamma (default: 0, off)")
+    p.add_argument("--augment", default=None,
+                   help=f"DiffAugment policy, comma list of {gan_core.AUGMENTATIONS} "
+                        "(default: none)")
+    p.add_argument("--ema", type=float, default=None,
+                   help=f"EMA decay of the sampling generator (default: {d.ema_decay})")
+    p.add_argument("--count", type=int, default=None,
+                   help=f"images drawn from a builtin dataset (default: {DEFAULT_COUNT})")
     p.add_argument("--fit", default="crop", choices=gan_core.FIT_MODES, help="how folder images are fitted")
     p.add_argument("--no-flip", action="store_true", help="disable random horizontal flips")
     p.add_argument("--channels", type=int, choices=(1, 3), default=None)
     p.add_argument("--device", default="auto")
     p.add_argument("--compile", action="store_true", help="torch.compile the networks")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
+
+
+def _train_config(args: argparse.Namespace,
+                  resume: gan_core.GANModel | None) -> gan_core.TrainConfig:
+    """The run's options: given flags, else (resuming) the saved run's, else the defaults."""
+    saved = resume.resume.train_config if resume is not None and resume.resume is not None else {}
+    base = gan_core.TrainConfig.from_dict(saved) if saved else gan_core.TrainConfig()
+
+    def pick(flag: str, field: str, default):
+        value = getattr(args, flag)
+        if value is not None:
+            return value
+        return getattr(base, field) if saved else default
+
+    arch = pick("arch", "arch", "dcgan")
+    size = args.size or (resume.image_size if resume else (28 if arch == "mlp" else 32))
+    return dataclasses.replace(
+        base, arch=arch, size=size, steps=args.steps,
+        batch=pick("batch", "batch", 128 if arch == "mlp" else 32),
+        lr_g=pick("lr", "lr_g", base.lr_g), lr_d=pick("lr", "lr_d", base.lr_d),
+        loss=pick("loss", "loss", base.loss), r1_gamma=pick("r1", "r1_gamma", 0.0),
+        augment=pick("augment", "augment", ""), ema_decay=pick("ema", "ema_decay", base.ema_decay),
+        seed=pick("seed", "seed", 0), preview_every=pick("preview_every", "preview_every", 100),
+        checkpoint_every=pick("checkpoint_every", "checkpoint_every", 200),
+        channels=args.channels if args.channels is not None else (base.channels if saved else None),
+        device=args.device, compile=args.compile,
+    ).validate()
+
+
+def _data_spec(args: argparse.Namespace, resume: gan_core.GANModel | None) -> tuple[str, int]:
+    """--data and --count, defaulting to the resumed run's built-in dataset."""
+    if args.data is not None or resume is None:
+        return args.data or DEFAULT_DATA, args.count or DEFAULT_COUNT
+    name = str(resume.training.get("dataset", ""))
+    if not name.startswith(gan_core.BUILTIN_PREFIX):
+        raise ValueError(f"--data is needed to resume this run: it was trained on the folder "
+                         f"{name!r}")
+    return name, args.count or int(resume.training.get("dataset_size") or DEFAULT_COUNT)
 
 
 def _grid_path(args: argparse.Namespace) -> Path:
@@ -54,18 +108,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     resume = gan_core.load(args.resume) if args.resume else None
-    arch = args.arch
-    size = args.size or (resume.image_size if resume else (28 if arch == "mlp" else 32))
-    cfg = gan_core.TrainConfig(
-        arch=arch, size=size, steps=args.steps, batch=args.batch or (128 if arch == "mlp" else 32),
-        lr_g=args.lr, lr_d=args.lr, loss=args.loss, r1_gamma=args.r1, augment=args.augment,
-        ema_decay=args.ema, seed=args.seed, preview_every=args.preview_every,
-        checkpoint_every=args.checkpoint_every, device=args.device, compile=args.compile,
-        channels=args.channels,
-    ).validate()
+    cfg = _train_config(args, resume)
+    arch, size = cfg.arch, cfg.size
     channels = resume.config.channels if resume else (args.channels or (1 if arch == "mlp" else 3))
-    data = gan_core.open_dataset(args.data, size, channels=channels, fit=args.fit,
-                                 flip=not args.no_flip, seed=args.seed, count=args.count)
+    spec, count = _data_spec(args, resume)
+    data = gan_core.open_dataset(spec, size, channels=channels, fit=args.fit,
+                                 flip=not args.no_flip, seed=cfg.seed, count=count)
     grid_path = _grid_path(args)
     start = resume.resume.step if resume else 0
     bar = tqdm(total=cfg.steps, initial=start, desc=f"train {arch} {size}px", unit="step",

@@ -92,6 +92,14 @@ def pil_to_tensor(img: Image.Image) -> torch.Tensor:
         rgba = img.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         img = Image.alpha_composite(white, rgba)
+    if img.mode in ("I", "F") or img.mode.startswith("I;16"):
+        # 16-bit (PNG, TIFF) and float grayscale: Pillow's convert("RGB") clips these to
+        # 0..255, which would turn almost every pixel white. Scale them ourselves.
+        gray = np.asarray(img, dtype=np.float32)
+        scale = 1.0 if img.mode == "F" and gray.max(initial=0.0) <= 1.0 else (
+            255.0 if img.mode == "F" else 65535.0)
+        gray = np.clip(gray / scale, 0.0, 1.0)
+        return torch.from_numpy(np.repeat(gray[..., None], 3, axis=-1))
     arr = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
     return torch.from_numpy(arr.copy())
 

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 import torch
 
 MAX_SEED = 0xFFFFFFFFFFFFFFFF
+MAX_SEED_COUNT = 100_000  # one spec's seeds; "0-18446744073709551615" must not build a list
 
 
 def parse_seeds(spec: str | int | Iterable[int]) -> list[int]:
@@ -23,9 +24,15 @@ def parse_seeds(spec: str | int | Iterable[int]) -> list[int]:
                     a, b = int(lo), int(hi)
                     if b < a:
                         raise ValueError
+                    if b - a + 1 + len(seeds) > MAX_SEED_COUNT:
+                        raise OverflowError
                     seeds.extend(range(a, b + 1))
                 else:
                     seeds.append(int(part))
+            except OverflowError:
+                raise ValueError(
+                    f"seeds: {part!r} asks for more than {MAX_SEED_COUNT} seeds at once"
+                ) from None
             except ValueError:
                 raise ValueError(
                     f"seeds: cannot read {part!r}; expected numbers and ranges like '0-15' or '3,7,9-11'"

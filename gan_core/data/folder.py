@@ -37,6 +37,8 @@ def read_image(path: Path, hint_size: int | None = None) -> torch.Tensor:
         if hint_size and img.format == "JPEG":
             img.draft("RGB", (hint_size * 2, hint_size * 2))
         img = ImageOps.exif_transpose(img)
+        if img.mode.startswith("I;16"):
+            img = img.convert("I")  # same values; Image.reduce has no 16-bit mode
         if hint_size:
             factor = min(img.size) // (hint_size * 2)
             if factor >= 2:

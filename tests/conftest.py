@@ -1,0 +1,71 @@
+"""Shared fixtures for the gan_core tests (tests/test_core_*.py).
+
+Everything is tiny and runs on the CPU: a 32 px DCGAN with 8-16 filters trains a step in a
+few milliseconds. Training fixtures pin torch to one intra-op thread: on a busy 2-core
+machine two OpenMP threads contend and a step can take seconds instead of milliseconds, and
+a fixed thread count also keeps floating-point reductions identical between runs.
+"""
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import pytest
+import torch
+
+import gan_core
+
+CORE_SIZE = 32
+CORE_MODEL = {"ngf": 8, "ndf": 8}
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int):
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.fixture
+def core_single_thread():
+    """Run the test with one torch thread, restoring the previous count afterwards."""
+    with _torch_threads(1):
+        yield
+
+
+@pytest.fixture(scope="session")
+def core_dataset() -> gan_core.ImageDataset:
+    """16 built-in Mondrian images at 32 px (procedural, no files)."""
+    return gan_core.open_dataset("builtin:mondrian", CORE_SIZE, count=16, seed=0)
+
+
+@pytest.fixture
+def core_config():
+    """Factory for a tiny, fast, CPU-only TrainConfig; keyword arguments override."""
+
+    def make(steps: int = 4, **overrides) -> gan_core.TrainConfig:
+        fields = dict(arch="dcgan", size=CORE_SIZE, steps=steps, batch=4, device="cpu",
+                      preview_every=0, checkpoint_every=0, preview_count=4,
+                      model=dict(CORE_MODEL))
+        fields.update(overrides)
+        return gan_core.TrainConfig(**fields)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def core_trained(tmp_path_factory, core_dataset) -> tuple[gan_core.GANModel, Path]:
+    """A model trained for a few steps and its resumable checkpoint on disk.
+
+    Session-scoped and shared: tests must not modify the model or the file (copy first).
+    """
+    path = tmp_path_factory.mktemp("core_trained") / "tiny.safetensors"
+    cfg = gan_core.TrainConfig(arch="dcgan", size=CORE_SIZE, steps=3, batch=4, device="cpu",
+                               preview_every=0, checkpoint_every=0, preview_count=4,
+                               model=dict(CORE_MODEL), seed=7)
+    with _torch_threads(1):
+        model = gan_core.train(cfg, core_dataset, out=path)
+    return model, path

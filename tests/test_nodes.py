@@ -1,0 +1,280 @@
+"""The node classes, run the way ComfyUI runs them: the pack imported by file location,
+nodes called under torch.inference_mode(), with faithful fakes of folder_paths, comfy.utils
+and comfy.model_management (tests/comfy_fakes). torch and numpy are real throughout."""
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+FAKES = Path(__file__).resolve().parent / "comfy_fakes"
+TINY = dict(arch="dcgan", builtin_dataset="blobs", resolution=32, steps=6, batch_size=4,
+            learning_rate=2e-4, loss="bce", augmentation="none", r1_gamma=0.0, seed=0,
+            preview_every=3, checkpoint_every=3, filename_prefix="tests/tiny")
+
+
+@pytest.fixture(scope="module")
+def comfy():
+    """The fake ComfyUI modules importable under their real names, for this module only."""
+    saved = {k: sys.modules.pop(k) for k in list(sys.modules)
+             if k in ("folder_paths", "comfy") or k.startswith("comfy.")}
+    sys.path.insert(0, str(FAKES))
+    import comfy.model_management as mm
+    import comfy.utils as utils
+    import folder_paths as fp
+    yield fp, utils, mm
+    sys.path.remove(str(FAKES))
+    for k in [k for k in sys.modules if k in ("folder_paths", "comfy") or k.startswith("comfy.")]:
+        del sys.modules[k]
+    sys.modules.update(saved)
+
+
+@pytest.fixture(scope="module")
+def pack(comfy, tmp_path_factory):
+    """Import the checkout as ComfyUI does: by file location, under the folder's name."""
+    comfy[0].configure(str(tmp_path_factory.mktemp("comfy_boot")))
+    name = "gan_atelier_under_test"
+    spec = importlib.util.spec_from_file_location(
+        name, REPO / "__init__.py", submodule_search_locations=[str(REPO)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    yield module
+    for k in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
+        del sys.modules[k]
+
+
+@pytest.fixture
+def env(comfy, pack, tmp_path):
+    """A fresh ComfyUI tree per test, a progress hook that records and, like ComfyUI's
+    server hook, checks for interruption on every update."""
+    fp, utils, mm = comfy
+    fp.configure(str(tmp_path))
+    pack.nodes.bridge.register_model_folder()
+    calls = []
+
+    def hook(value, total, preview, node_id=None):
+        calls.append((value, total, preview))
+        mm.throw_exception_if_processing_interrupted()
+
+    utils.set_progress_bar_global_hook(hook)
+    mm.interrupt_current_processing(False)
+    yield fp, mm, calls
+    utils.set_progress_bar_global_hook(None)
+
+
+def node(pack, node_id):
+    return pack.NODE_CLASS_MAPPINGS[node_id]()
+
+
+def run(pack, node_id, **inputs):
+    """Call a node's FUNCTION as ComfyUI's executor does: in inference mode."""
+    obj = node(pack, node_id)
+    with torch.inference_mode():
+        return getattr(obj, obj.FUNCTION)(**inputs)
+
+
+# ----------------------------------------------------------------------------- contract
+
+def test_every_node_follows_the_v1_contract(pack):
+    assert set(pack.NODE_CLASS_MAPPINGS) == set(pack.NODE_DISPLAY_NAME_MAPPINGS)
+    assert {"GANAtelierTrain", "GANAtelierGenerate", "GANAtelierLoadModel",
+            "GANAtelierSaveModel", "GANAtelierExampleDataset"} <= set(pack.NODE_CLASS_MAPPINGS)
+    for node_id, cls in pack.NODE_CLASS_MAPPINGS.items():
+        assert node_id.startswith("GANAtelier")
+        assert cls.CATEGORY.startswith("GAN Atelier/")
+        assert len(cls.DESCRIPTION) > 20
+        spec = cls.INPUT_TYPES()
+        inputs = {**spec.get("required", {}), **spec.get("optional", {})}
+        for name, (kind, *opts) in inputs.items():
+            assert opts and opts[0].get("tooltip"), f"{node_id}.{name} has no tooltip"
+            if kind == "INT" and name == "seed":
+                assert opts[0]["max"] == 0xFFFFFFFFFFFFFFFF
+        params = inspect.signature(getattr(cls, cls.FUNCTION)).parameters
+        assert set(inputs) <= set(params), f"{node_id} cannot take all its inputs"
+        assert len(cls.RETURN_TYPES) == len(getattr(cls, "RETURN_NAMES", cls.RETURN_TYPES))
+
+
+def test_pack_uses_gan_core_only_through_its_public_api():
+    for path in (REPO / "nodes").glob("*.py"):
+        text = path.read_text()
+        for line in text.splitlines():
+            assert not line.strip().startswith("from ..gan_core."), f"{path.name}: {line}"
+            assert "import gan_core." not in line, f"{path.name}: {line}"
+
+
+def test_model_folder_keeps_user_paths_and_filters_extensions(comfy, pack, tmp_path):
+    fp, _, _ = comfy
+    fp.configure(str(tmp_path))
+    user_dir = str(tmp_path / "elsewhere" / "gan")
+    fp.add_model_folder_path("gan", user_dir)  # as extra_model_paths.yaml would, before us
+    pack.nodes.bridge.register_model_folder()
+    paths, exts = fp.folder_names_and_paths["gan"]
+    assert paths[0] == os.path.join(fp.models_dir, "gan") and user_dir in paths
+    assert exts == {".safetensors", ".pth", ".pt"}
+    os.makedirs(paths[0])
+    for name in ("a.safetensors", "b.pth", "notes.txt"):
+        Path(paths[0], name).write_bytes(b"x")
+    assert fp.get_filename_list("gan") == ["a.safetensors", "b.pth"]
+
+
+# ----------------------------------------------------------------------------- training
+
+def test_train_node_trains_checkpoints_and_previews(env, pack):
+    fp, mm, calls = env
+    model, loss, preview = run(pack, "GANAtelierTrain", **TINY)
+    assert model.task == "generate" and model.resume.step == 6
+    assert len(loss["loss"]) == 6 and set(loss) >= {"loss", "loss_d", "loss_g"}
+    assert preview.shape[0] == 1 and preview.shape[-1] == 3 and preview.dtype == torch.float32
+    saved = Path(fp.get_folder_paths("gan")[0], "tests", "tiny_00001_.safetensors")
+    assert saved.is_file()
+    assert pack.gan_core.load(saved).resume.step == 6
+    previews = [p for _, _, p in calls if p is not None]
+    assert previews and previews[0][0] == "JPEG" and previews[0][2] == 512
+    assert calls[-1][0] == calls[-1][1] == 6
+    assert mm.empty_cache_calls > 0
+
+
+def test_train_node_accepts_an_image_batch_made_in_inference_mode(env, pack):
+    with torch.inference_mode():
+        images = torch.rand(5, 40, 48, 3)  # ComfyUI hands nodes inference tensors
+    model, loss, _ = run(pack, "GANAtelierTrain", **{**TINY, "steps": 2}, images=images)
+    assert model.training["dataset"] == "images" and model.training["dataset_size"] == 5
+
+
+def test_train_node_reads_a_folder_inside_input_and_refuses_escapes(env, pack):
+    fp, _, _ = env
+    folder = Path(fp.get_input_directory(), "paintings")
+    folder.mkdir()
+    from PIL import Image
+    for i in range(3):
+        Image.new("RGB", (50, 40), (40 * i, 100, 200)).save(folder / f"p{i}.png")
+    model, _, _ = run(pack, "GANAtelierTrain", **{**TINY, "steps": 2}, folder="paintings")
+    assert model.training["dataset_size"] == 3
+    outside = Path(fp.base_path, "secret")
+    outside.mkdir()
+    os.symlink(outside, Path(fp.get_input_directory(), "link"))
+    for bad in ("../secret", str(outside), "link", "C:\\data", "a\x00b"):
+        with pytest.raises(ValueError, match="folder"):
+            run(pack, "GANAtelierTrain", **{**TINY, "steps": 1}, folder=bad)
+
+
+def test_train_node_refuses_prefixes_that_leave_models_gan(env, pack):
+    for bad in ("../../evil", "/tmp/evil", "..\\evil"):
+        with pytest.raises(ValueError, match="filename_prefix"):
+            run(pack, "GANAtelierTrain", **{**TINY, "steps": 1, "filename_prefix": bad})
+
+
+def test_cancel_saves_a_checkpoint_then_propagates(env, pack):
+    fp, mm, calls = env
+    tn = node(pack, "GANAtelierTrain")
+    steps_seen = []
+
+    def cancel_at_three(value, total, preview, node_id=None):
+        steps_seen.append(value)
+        if value >= 3:
+            mm.interrupt_current_processing(True)
+        mm.throw_exception_if_processing_interrupted()
+
+    import comfy.utils
+    comfy.utils.set_progress_bar_global_hook(cancel_at_three)
+    with pytest.raises(mm.InterruptProcessingException), torch.inference_mode():
+        tn.train(**{**TINY, "steps": 50, "preview_every": 1, "checkpoint_every": 0})
+    saved = Path(fp.get_folder_paths("gan")[0], "tests", "tiny_00001_.safetensors")
+    m = pack.gan_core.load(saved)
+    assert 3 <= m.resume.step < 50
+    assert len(m.resume.history["loss_g"]) == m.resume.step
+
+
+def test_same_prefix_never_overwrites_and_resume_continues(env, pack):
+    fp, _, _ = env
+    run(pack, "GANAtelierTrain", **{**TINY, "steps": 3})
+    run(pack, "GANAtelierTrain", **{**TINY, "steps": 3})
+    gan = Path(fp.get_folder_paths("gan")[0], "tests")
+    assert sorted(p.name for p in gan.iterdir()) == ["tiny_00001_.safetensors", "tiny_00002_.safetensors"]
+    model, loss, _ = run(pack, "GANAtelierTrain", **{**TINY, "steps": 5},
+                         resume="tests/tiny_00001_.safetensors")
+    assert model.resume.step == 5 and len(loss["loss"]) == 5
+    first = pack.gan_core.load(gan / "tiny_00001_.safetensors")
+    assert loss["loss"][:3] == first.resume.history["loss_g"]
+
+
+def test_train_is_changed_follows_the_folder_contents(env, pack):
+    fp, _, _ = env
+    folder = Path(fp.get_input_directory(), "set")
+    folder.mkdir()
+    from PIL import Image
+    Image.new("RGB", (8, 8)).save(folder / "a.png")
+    cls = pack.NODE_CLASS_MAPPINGS["GANAtelierTrain"]
+    before = cls.IS_CHANGED(folder="set")
+    assert before == cls.IS_CHANGED(folder="set")
+    Image.new("RGB", (8, 8)).save(folder / "b.png")
+    assert cls.IS_CHANGED(folder="set") != before
+
+
+# ----------------------------------------------------------------------------- the rest
+
+@pytest.fixture
+def trained(env, pack):
+    model, _, _ = run(pack, "GANAtelierTrain", **{**TINY, "steps": 2})
+    return model
+
+
+def test_generate_node_matches_seeds_and_count(env, pack, trained):
+    (images,) = run(pack, "GANAtelierGenerate", model=trained, seed=7, count=5, truncation=1.0)
+    assert images.shape == (5, 32, 32, 3) and images.dtype == torch.float32
+    assert 0.0 <= images.min() and images.max() <= 1.0
+    # Batch size changes the conv kernels' summation order: equal up to float rounding.
+    torch.testing.assert_close(images[2:3], trained.generate([9]), atol=1e-5, rtol=0)
+    top = 0xFFFFFFFFFFFFFFFF
+    (wrap,) = run(pack, "GANAtelierGenerate", model=trained, seed=top, count=2, truncation=1.0)
+    torch.testing.assert_close(wrap[1:], trained.generate([0]), atol=1e-5, rtol=0)
+
+
+def test_save_and_load_nodes_round_trip_without_overwriting(env, pack, trained):
+    fp, _, _ = env
+    out1 = run(pack, "GANAtelierSaveModel", model=trained, filename_prefix="mine/run",
+               include_training_state=False)
+    out2 = run(pack, "GANAtelierSaveModel", model=trained, filename_prefix="mine/run",
+               include_training_state=True)
+    name1, name2 = out1["result"][0], out2["result"][0]
+    assert (name1, name2) == ("mine/run_00001_.safetensors", "mine/run_00002_.safetensors")
+    assert name1 in pack.nodes.bridge.model_names()
+    loaded, info = run(pack, "GANAtelierLoadModel", model_name=name1)
+    assert loaded.resume is None and '"arch": "dcgan"' in info
+    torch.testing.assert_close(loaded.generate([1, 2]), trained.generate([1, 2]), atol=0, rtol=0)
+    cls = pack.NODE_CLASS_MAPPINGS["GANAtelierLoadModel"]
+    stamp = cls.IS_CHANGED(name1)
+    pack.gan_core.save(trained, Path(fp.get_folder_paths("gan")[0], name1))
+    assert cls.IS_CHANGED(name1) != stamp
+    for bad in ("../../secret.safetensors", "/etc/passwd", "C:/x.safetensors"):
+        with pytest.raises(ValueError, match="model_name"):
+            run(pack, "GANAtelierLoadModel", model_name=bad)
+    with pytest.raises(ValueError, match="filename_prefix"):
+        run(pack, "GANAtelierSaveModel", model=trained, filename_prefix="../escape",
+            include_training_state=True)
+
+
+def test_load_node_names_a_foreign_file(env, pack):
+    fp, _, _ = env
+    gan = Path(fp.get_folder_paths("gan")[0])
+    gan.mkdir(parents=True, exist_ok=True)
+    torch.save({"foo.weight": torch.zeros(2)}, gan / "foreign.pth")
+    with pytest.raises(ValueError, match="foreign.pth"):
+        run(pack, "GANAtelierLoadModel", model_name="foreign.pth")
+
+
+def test_example_dataset_and_grid_nodes(env, pack):
+    (images,) = run(pack, "GANAtelierExampleDataset", style="rings", count=6, resolution=24, seed=3)
+    assert images.shape == (6, 24, 24, 3)
+    (again,) = run(pack, "GANAtelierExampleDataset", style="rings", count=6, resolution=24, seed=3)
+    assert torch.equal(images, again)
+    (grid,) = run(pack, "GANAtelierImageGrid", images=images, columns=3, padding=2)
+    assert grid.shape == (1, 2 * 26 + 2, 3 * 26 + 2, 3)
+    assert torch.equal(grid[0, 2:26, 2:26], images[0])

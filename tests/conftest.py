@@ -8,6 +8,8 @@ a fixed thread count also keeps floating-point reductions identical between runs
 from __future__ import annotations
 
 import contextlib
+import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -69,3 +71,42 @@ def core_trained(tmp_path_factory, core_dataset) -> tuple[gan_core.GANModel, Pat
     with _torch_threads(1):
         model = gan_core.train(cfg, core_dataset, out=path)
     return model, path
+
+
+# ----------------------------------------------------------------------------- the ComfyUI pack
+
+REPO = Path(__file__).resolve().parents[1]
+FAKES = Path(__file__).resolve().parent / "comfy_fakes"
+
+
+@pytest.fixture(scope="session")
+def comfy():
+    """The fake ComfyUI modules importable under their real names (tests/comfy_fakes)."""
+    saved = {k: sys.modules.pop(k) for k in list(sys.modules)
+             if k in ("folder_paths", "comfy") or k.startswith("comfy.")}
+    sys.path.insert(0, str(FAKES))
+    import comfy.model_management as mm
+    import comfy.utils as utils
+    import folder_paths as fp
+    yield fp, utils, mm
+    sys.path.remove(str(FAKES))
+    for k in [k for k in sys.modules if k in ("folder_paths", "comfy") or k.startswith("comfy.")]:
+        del sys.modules[k]
+    sys.modules.update(saved)
+
+
+@pytest.fixture(scope="session")
+def pack(comfy, tmp_path_factory):
+    """Import the checkout as ComfyUI does: by file location, under the folder's name."""
+    comfy[0].configure(str(tmp_path_factory.mktemp("comfy_boot")))
+    name = "gan_atelier_under_test"
+    spec = importlib.util.spec_from_file_location(
+        name, REPO / "__init__.py", submodule_search_locations=[str(REPO)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    yield module
+    for k in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
+        del sys.modules[k]
+
+

@@ -3,55 +3,21 @@ nodes called under torch.inference_mode(), with faithful fakes of folder_paths, 
 and comfy.model_management (tests/comfy_fakes). torch and numpy are real throughout."""
 from __future__ import annotations
 
-import importlib.util
 import inspect
 import os
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-FAKES = Path(__file__).resolve().parent / "comfy_fakes"
-TINY = dict(arch="dcgan", builtin_dataset="blobs", resolution=32, steps=6, batch_size=4,
+TINY = dict(arch="dcgan", builtin_dataset="blobs", resolution=32, width=8, steps=6, batch_size=4,
             learning_rate=2e-4, loss="bce", augmentation="none", r1_gamma=0.0, seed=0,
             preview_every=3, checkpoint_every=3, filename_prefix="tests/tiny")
 
 
-@pytest.fixture(scope="module")
-def comfy():
-    """The fake ComfyUI modules importable under their real names, for this module only."""
-    saved = {k: sys.modules.pop(k) for k in list(sys.modules)
-             if k in ("folder_paths", "comfy") or k.startswith("comfy.")}
-    sys.path.insert(0, str(FAKES))
-    import comfy.model_management as mm
-    import comfy.utils as utils
-    import folder_paths as fp
-    yield fp, utils, mm
-    sys.path.remove(str(FAKES))
-    for k in [k for k in sys.modules if k in ("folder_paths", "comfy") or k.startswith("comfy.")]:
-        del sys.modules[k]
-    sys.modules.update(saved)
-
-
-@pytest.fixture(scope="module")
-def pack(comfy, tmp_path_factory):
-    """Import the checkout as ComfyUI does: by file location, under the folder's name."""
-    comfy[0].configure(str(tmp_path_factory.mktemp("comfy_boot")))
-    name = "gan_atelier_under_test"
-    spec = importlib.util.spec_from_file_location(
-        name, REPO / "__init__.py", submodule_search_locations=[str(REPO)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    yield module
-    for k in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
-        del sys.modules[k]
-
-
 @pytest.fixture
-def env(comfy, pack, tmp_path):
+def env(comfy, pack, tmp_path, core_single_thread):
     """A fresh ComfyUI tree per test, a progress hook that records and, like ComfyUI's
     server hook, checks for interruption on every update."""
     fp, utils, mm = comfy

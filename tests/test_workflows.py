@@ -1,0 +1,128 @@
+"""Example workflows: every UI-format file under example_workflows/ uses only nodes that
+exist, with valid widget values and type-correct links, and describes the same graph as its
+API-format twin in example_workflows/api/ (which is what POST /prompt accepts)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+WORKFLOWS = sorted((REPO / "example_workflows").glob("*.json"))
+
+# Inputs of the core ComfyUI nodes our examples use, as defined by ComfyUI 0.3.64
+# (nodes.py SaveImage/PreviewImage, comfy_extras/nodes_train.py LossGraphNode).
+CORE_NODES = {
+    "SaveImage": ({"required": {"images": ("IMAGE",), "filename_prefix": ("STRING", {"default": "ComfyUI"})}}, ()),
+    "PreviewImage": ({"required": {"images": ("IMAGE",)}}, ()),
+    "LossGraphNode": ({"required": {"loss": ("LOSS_MAP", {"default": {}}),
+                                    "filename_prefix": ("STRING", {"default": "loss_graph"})}}, ()),
+}
+WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN")
+
+
+@pytest.fixture(scope="module")
+def definitions(pack):
+    """node type -> (input spec, output types) for our nodes and the core ones used."""
+    defs = {k: (cls.INPUT_TYPES(), cls.RETURN_TYPES) for k, cls in pack.NODE_CLASS_MAPPINGS.items()}
+    defs.update(CORE_NODES)
+    return defs
+
+
+def _inputs(spec):
+    return {**spec.get("required", {}), **spec.get("optional", {})}
+
+
+def _is_widget(kind) -> bool:
+    return isinstance(kind, list) or kind in WIDGET_TYPES
+
+
+def _check_value(node, name, kind, opts, value):
+    where = f"node {node} input {name!r}"
+    if isinstance(kind, list):
+        # A combo listing files (resume, model_name) is filled at run time; "none" is ours.
+        assert value in kind or name in ("resume", "model_name"), f"{where}: {value!r} not in {kind}"
+    elif kind == "INT":
+        assert isinstance(value, int) and not isinstance(value, bool), f"{where}: not an int"
+        assert opts.get("min", value) <= value <= opts.get("max", value), f"{where}: out of range"
+    elif kind == "FLOAT":
+        assert isinstance(value, (int, float)), f"{where}: not a number"
+        assert opts.get("min", value) <= value <= opts.get("max", value), f"{where}: out of range"
+    elif kind == "STRING":
+        assert isinstance(value, str), f"{where}: not a string"
+    elif kind == "BOOLEAN":
+        assert isinstance(value, bool), f"{where}: not a boolean"
+
+
+def ui_to_api(ui: dict, definitions: dict) -> dict:
+    """Convert a UI-format workflow to API format the way the frontend does for our inputs:
+    widget values in declaration order (skipping the control_after_generate entry after a
+    seed), socket inputs from links."""
+    links = {l[0]: l for l in ui["links"]}
+    api = {}
+    for n in ui["nodes"]:
+        spec, _ = definitions[n["type"]]
+        values = list(n.get("widgets_values", []))
+        inputs = {}
+        linked = {i["name"]: i["link"] for i in n.get("inputs", []) if i.get("link") is not None}
+        for name, (kind, *rest) in _inputs(spec).items():
+            opts = rest[0] if rest else {}
+            if _is_widget(kind):
+                assert values, f"node {n['id']} ({n['type']}) has too few widget values"
+                value = values.pop(0)
+                if opts.get("control_after_generate"):
+                    assert values and values.pop(0) in ("fixed", "randomize", "increment", "decrement")
+                if name in linked:
+                    continue
+                inputs[name] = value
+            if name in linked:
+                link = links[linked[name]]
+                inputs[name] = [str(link[1]), link[2]]
+        assert not values, f"node {n['id']} ({n['type']}) has extra widget values {values}"
+        api[str(n["id"])] = {"class_type": n["type"], "inputs": inputs}
+    return api
+
+
+def test_there_are_example_workflows_with_twins_and_thumbnails():
+    assert WORKFLOWS, "no example workflows"
+    for path in WORKFLOWS:
+        assert (REPO / "example_workflows" / "api" / path.name).is_file(), f"{path.name} has no API twin"
+        assert path.with_suffix(".jpg").is_file(), f"{path.name} has no thumbnail"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_ui_workflow_is_valid_and_matches_its_api_twin(path, definitions):
+    ui = json.loads(path.read_text())
+    nodes = {n["id"]: n for n in ui["nodes"]}
+    for n in ui["nodes"]:
+        assert n["type"] in definitions, f"unknown node type {n['type']}"
+    for link_id, src, src_slot, dst, dst_slot, kind in ui["links"]:
+        out_types = definitions[nodes[src]["type"]][1]
+        assert out_types[src_slot] == kind, f"link {link_id}: source slot is {out_types[src_slot]}, link says {kind}"
+        target_input = nodes[dst]["inputs"][dst_slot]
+        assert target_input["link"] == link_id and target_input["type"] == kind
+        assert link_id in nodes[src]["outputs"][src_slot]["links"]
+    api = json.loads((REPO / "example_workflows" / "api" / path.name).read_text())
+    converted = ui_to_api(ui, definitions)
+    assert converted == {k: {"class_type": v["class_type"], "inputs": v["inputs"]} for k, v in api.items()}
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_api_workflow_inputs_are_complete_and_in_range(path, definitions):
+    api = json.loads((REPO / "example_workflows" / "api" / path.name).read_text())
+    for node_id, node in api.items():
+        spec, _ = definitions[node["class_type"]]
+        for name, (kind, *rest) in _inputs(spec).items():
+            if name not in node["inputs"]:
+                assert name in spec.get("optional", {}), f"node {node_id}: required {name!r} missing"
+                continue
+            value = node["inputs"][name]
+            if isinstance(value, list) and len(value) == 2 and isinstance(value[0], str):
+                src = api[value[0]]
+                assert definitions[src["class_type"]][1][value[1]] == kind, f"node {node_id}.{name}: wrong type"
+            else:
+                assert _is_widget(kind), f"node {node_id}.{name}: a {kind} socket given a constant"
+                _check_value(node_id, name, kind, rest[0] if rest else {}, value)
+        unknown = set(node["inputs"]) - set(_inputs(spec))
+        assert not unknown, f"node {node_id} has unknown inputs {unknown}"

@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 import gan_core
-from gan_core.cli import main
+from gan_core.cli import DEFAULT_DATA, main
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--size", "32", "--batch", "4", "--count", "8", "--threads", "1",
@@ -68,7 +68,7 @@ def test_train_writes_a_checkpoint_and_a_grid(cli_model, capsys):
     model = gan_core.load(cli_model)
     assert model.arch == "dcgan" and model.image_size == 32
     assert model.training["steps"] == 3 and model.training["batch"] == 4
-    assert model.training["dataset"] == "builtin:mondrian" and model.training["dataset_size"] == 8
+    assert model.training["dataset"] == DEFAULT_DATA == "builtin:blobs" and model.training["dataset_size"] == 8
     with Image.open(grid) as img:
         assert img.mode == "RGB"
         w, h = img.size

@@ -8,6 +8,7 @@ import argparse
 import dataclasses
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -112,6 +113,35 @@ def _data_spec(args: argparse.Namespace, resume: gan_core.GANModel | None) -> tu
     return name, args.count or int(resume.training.get("dataset_size") or DEFAULT_COUNT)
 
 
+class _StopOnCtrlC:
+    """The first Ctrl-C asks the trainer to stop after the current step (it then saves a
+    checkpoint that resumes exactly); a second one interrupts at once."""
+
+    def __init__(self) -> None:
+        self.pressed = False
+        self._previous = None
+
+    def requested(self) -> bool:
+        return self.pressed
+
+    def _handle(self, signum, frame) -> None:
+        if self.pressed:
+            raise KeyboardInterrupt
+        self.pressed = True
+        print("\nstopping after this step (Ctrl-C again to stop at once)...", file=sys.stderr)
+
+    def __enter__(self) -> "_StopOnCtrlC":
+        try:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not the main thread: keep the default behaviour
+            self._previous = None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
 def _grid_path(args: argparse.Namespace) -> Path:
     return Path(args.preview) if args.preview else Path(args.out).with_suffix(".png")
 
@@ -141,15 +171,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     print(f"data: {data.name} ({len(data)} images, {size}px); device: "
           f"{gan_core.resolve_device(args.device)}; threads: {torch.get_num_threads()}", file=sys.stderr)
+    stop = _StopOnCtrlC()
+    callbacks.check_stop = stop.requested
     try:
-        model = gan_core.train(cfg, data, out=args.out, resume=resume, callbacks=callbacks)
+        with stop:
+            model = gan_core.train(cfg, data, out=args.out, resume=resume, callbacks=callbacks)
     except KeyboardInterrupt:
-        bar.close()
-        print(f"\ninterrupted; the checkpoint {args.out} holds the last completed step. "
-              f"Continue with --resume {args.out}", file=sys.stderr)
-        return 130
+        stop.pressed = True  # a second Ctrl-C mid-step: the trainer saved what it had
     finally:
         bar.close()
+    if stop.pressed:
+        print(f"\ninterrupted; {args.out} holds the last completed step. "
+              f"Continue with --resume {args.out}", file=sys.stderr)
+        return 130
     losses = model.training.get("final_losses", {})
     print(f"saved {args.out} after {model.training['steps']} steps "
           f"({model.training['seconds']} s); sample grid {grid_path}; final losses "

@@ -19,6 +19,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from .errors import CheckpointError
+from .formats import load_public
 from .model import GANModel, ResumeState
 from .models import config_from_json, config_to_json, get_arch
 from .version import __version__
@@ -121,11 +122,6 @@ def _check_file(path: Path) -> None:
         raise CheckpointError(f"model path {str(path)!r} is not a file")
     if path.stat().st_size == 0:
         raise CheckpointError(f"model file {path.name!r} is empty (0 bytes)")
-
-
-def _describe_keys(keys: list[str]) -> str:
-    shown = ", ".join(sorted(keys)[:6])
-    return f"{len(keys)} tensors, e.g. {shown}" if keys else "no tensors"
 
 
 def read_safetensors(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
@@ -262,9 +258,5 @@ def _read_pickle_state(path: Path) -> dict[str, torch.Tensor]:
 
 
 def _load_public(path: Path, state: dict[str, Any]) -> GANModel:
-    """Recognise a public checkpoint by its key layout. Formats are added by later work."""
-    keys = [k for k, v in state.items() if isinstance(v, torch.Tensor)]
-    raise CheckpointError(
-        f"model file {path.name!r} is not a GAN Atelier model nor a public format this version "
-        f"recognises; found {_describe_keys(keys)}"
-    )
+    """Recognise a public checkpoint by its key layout (see gan_core.formats)."""
+    return load_public(path, state)

@@ -1,0 +1,352 @@
+"""Training throughput of gan_core's trainer against a plain PyTorch loop, in one process.
+
+    python benchmarks/train_throughput.py            # dcgan 64 px batch 64, mlp 28 px batch 128
+    python benchmarks/train_throughput.py --quick    # a short smoke run (numbers are noisy)
+    python benchmarks/train_throughput.py --compile  # our trainer with TrainConfig(compile=True)
+    python benchmarks/train_throughput.py --threads 2 --arch mlp   # default --threads auto
+
+What runs
+- reference: the loop as pytorch/examples' dcgan/main.py writes it, for both architectures:
+  a torch DataLoader (shuffle, drop_last, no workers) over a TensorDataset of the same
+  built-in images already scaled to [-1, 1] (and grey for the MLP); BCEWithLogitsLoss against
+  label tensors; default torch.optim.Adam (not fused); per iteration one G forward, D on real
+  and on fake.detach() with one backward each, D step, then G's loss through D (D's weight
+  gradients computed too, as the example does), G step; zero_grad() every step; loss .item()s
+  read every step as the example's log line does; no EMA, no augmentation. The networks are
+  built by gan_core's own builders with the same seed, so architectures and init are identical.
+- ours: gan_core.Trainer(...).run() with EMA (decay 0.999), an on_step callback (collects the
+  losses, as a progress bar would) and check_stop (polled before every step; it also ends each
+  timed chunk). No checkpoint file (out=None) and preview_every=0: the one preview run() makes
+  at its end falls outside the timed window. Random horizontal flips on (the dataset default).
+  Everything else is the trainer's default: fp32, channels_last "auto" (on for dcgan), no
+  torch.compile unless --compile.
+- the matmul figure: median GFLOP/s of a 2048^3 fp32 matmul, measured at the start and the end.
+
+Timing: after warm-up, for each rep N iterations of the reference then N of ours (the order
+alternating between reps); medians of images/s over the reps and the median of the per-rep
+ratios are reported.
+
+FLOP accounting (nominal, the same for both loops): forward FLOPs per image of G (Gf) and D
+(Df) are 2 x the MACs of their Conv2d / ConvTranspose2d / Linear layers, counted with forward
+hooks; forward+backward = 3 x forward. One iteration is G fwd+bwd (3 Gf) plus three D
+fwd+bwd passes (D on real, D on fake in the D step, D on fake in the G step: 9 Df), so
+FLOPs/iteration = batch x (3 Gf + 9 Df). Norms, activations, losses and optimizer steps are
+not counted. The backward pass to the input of D's first layer in the D step and D's weight
+gradients in the G step (which the reference computes and we skip) are counted as done by
+both, so the GFLOP/s ratio equals the images/s ratio.
+
+Results print as a table and go to benchmarks/results/train_throughput.json, or to $OUT/ when
+the OUT environment variable is set.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+
+import torch
+from torch import nn
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import gan_core  # noqa: E402
+from gan_core.models import get_arch  # noqa: E402
+
+# arch -> (image size, channels, batch, goal: minimum ratio ours/reference)
+SETUPS = {
+    "dcgan": dict(size=64, channels=3, batch=64, goal_ratio=1.0, goal_fraction=0.70),
+    "mlp": dict(size=28, channels=1, batch=128, goal_ratio=1.6, goal_fraction=None),
+}
+# iterations per timed chunk, warm-up iterations (full run, --quick)
+ITERS = {"dcgan": (6, 3, 2, 1), "mlp": (60, 30, 10, 5)}
+
+
+# ---------------------------------------------------------------- machine figures
+def matmul_gflops(reps: int = 5, n: int = 2048) -> list[float]:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(2):
+        a @ b
+    out = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        a @ b
+        out.append(2 * n**3 / (time.perf_counter() - t) / 1e9)
+    return out
+
+
+def forward_flops_per_image(module: nn.Module, x: torch.Tensor) -> float:
+    """2 x MACs of conv, transposed conv and linear layers for one forward, per image."""
+    macs = 0
+
+    def hook(m, inputs, output):
+        nonlocal macs
+        if isinstance(m, nn.Conv2d):
+            macs += output.numel() * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
+        elif isinstance(m, nn.ConvTranspose2d):
+            macs += inputs[0].numel() * (m.out_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
+        elif isinstance(m, nn.Linear):
+            macs += inputs[0].numel() * m.out_features
+
+    handles = [m.register_forward_hook(hook) for m in module.modules()
+               if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear))]
+    try:
+        with torch.no_grad():
+            module.eval()(x)
+    finally:
+        for h in handles:
+            h.remove()
+        module.train()
+    return 2.0 * macs / x.shape[0]
+
+
+# ---------------------------------------------------------------- the plain reference loop
+class ReferenceLoop:
+    """pytorch/examples dcgan/main.py's iteration, on gan_core's networks."""
+
+    def __init__(self, arch: str, dataset: gan_core.ImageDataset, batch: int, seed: int = 0):
+        spec = get_arch(arch)
+        self.cfg = spec.config_cls(image_size=dataset.size, channels=dataset.channels)
+        torch.manual_seed(seed)
+        parts = spec.build(self.cfg)
+        self.netG, self.netD = parts["G"].train(), parts["D"].train()
+        # What a pytorch/examples user builds: images as floats in [-1, 1] (Normalize(0.5, 0.5)).
+        x = dataset.images.float().div(127.5).sub(1.0)
+        if dataset.channels == 1:
+            x = (x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+        self.loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x), batch_size=batch,
+                                                  shuffle=True, drop_last=True, num_workers=0)
+        self.batches = iter(self.loader)
+        self.criterion = nn.BCEWithLogitsLoss()
+        self.optimizerD = torch.optim.Adam(self.netD.parameters(), lr=2e-4, betas=(0.5, 0.999))
+        self.optimizerG = torch.optim.Adam(self.netG.parameters(), lr=2e-4, betas=(0.5, 0.999))
+        self.nz = self.cfg.latent_dim
+
+    def next_batch(self) -> torch.Tensor:
+        try:
+            return next(self.batches)[0]
+        except StopIteration:  # a new epoch
+            self.batches = iter(self.loader)
+            return next(self.batches)[0]
+
+    def iteration(self) -> None:
+        real_label, fake_label = 1.0, 0.0
+        # (1) Update D network: maximize log(D(x)) + log(1 - D(G(z)))
+        self.netD.zero_grad()
+        real = self.next_batch()
+        b = real.size(0)
+        label = torch.full((b,), real_label, dtype=real.dtype)
+        output = self.netD(real)
+        errD_real = self.criterion(output, label)
+        errD_real.backward()
+        D_x = output.mean().item()
+        noise = torch.randn(b, self.nz)
+        fake = self.netG(noise)
+        label.fill_(fake_label)
+        output = self.netD(fake.detach())
+        errD_fake = self.criterion(output, label)
+        errD_fake.backward()
+        D_G_z1 = output.mean().item()
+        errD = errD_real + errD_fake
+        self.optimizerD.step()
+        # (2) Update G network: maximize log(D(G(z)))
+        self.netG.zero_grad()
+        label.fill_(real_label)
+        output = self.netD(fake)
+        errG = self.criterion(output, label)
+        errG.backward()
+        D_G_z2 = output.mean().item()
+        self.optimizerG.step()
+        self.log = (errD.item(), errG.item(), D_x, D_G_z1, D_G_z2)
+
+    def timed(self, n: int) -> float:
+        t = time.perf_counter()
+        for _ in range(n):
+            self.iteration()
+        return time.perf_counter() - t
+
+
+# ---------------------------------------------------------------- ours
+class OurLoop:
+    """gan_core.Trainer.run() in chunks; check_stop ends each chunk and brackets its timing."""
+
+    def __init__(self, arch: str, dataset: gan_core.ImageDataset, batch: int, compile: bool,
+                 channels_last: str, seed: int = 0):
+        self.cfg = gan_core.TrainConfig(arch=arch, size=dataset.size, channels=dataset.channels,
+                                        batch=batch, steps=10**9, seed=seed, preview_every=0,
+                                        checkpoint_every=0, compile=compile,
+                                        channels_last=channels_last)
+        self.losses: list[dict[str, float]] = []
+        cb = gan_core.TrainCallbacks(on_step=lambda step, losses: self.losses.append(losses),
+                                     check_stop=self._check_stop)
+        self.trainer = gan_core.training.Trainer(self.cfg, dataset, callbacks=cb)
+        self.left, self.t0, self.t1 = 0, None, None
+
+    def _check_stop(self) -> bool:
+        now = time.perf_counter()
+        if self.t0 is None:
+            self.t0 = now
+        if self.left == 0:
+            self.t1 = now
+            return True
+        self.left -= 1
+        return False
+
+    def timed(self, n: int) -> float:
+        self.left, self.t0, self.t1 = n, None, None
+        self.trainer.G.train(), self.trainer.D.train()  # run() leaves the modules in eval mode
+        self.trainer.run()
+        return self.t1 - self.t0
+
+
+# ---------------------------------------------------------------- the benchmark
+def bench_arch(arch: str, args) -> dict:
+    s = SETUPS[arch]
+    n, warm = ITERS[arch][2:] if args.quick else ITERS[arch][:2]
+    n = args.iters or n
+    batch = s["batch"]
+    ds = gan_core.open_dataset("builtin:mondrian", s["size"], channels=s["channels"])
+    ref = ReferenceLoop(arch, ds, batch)
+    t = time.perf_counter()
+    ours = OurLoop(arch, ds, batch, args.compile, args.channels_last)
+    ref.timed(warm)
+    t_setup = time.perf_counter() - t
+    t = time.perf_counter()
+    ours.timed(warm)
+    t_warm_ours = time.perf_counter() - t
+
+    z = torch.randn(2, ref.cfg.latent_dim)
+    gf = forward_flops_per_image(ref.netG, z)
+    df = forward_flops_per_image(ref.netD, ref.netG.eval()(z).detach())
+    ref.netG.train()
+    flops_iter = batch * (3 * gf + 9 * df)
+
+    ref_ips, our_ips, ratios = [], [], []
+    for rep in range(args.reps):
+        order = (ref, ours) if rep % 2 == 0 else (ours, ref)
+        secs = {id(loop): loop.timed(n) for loop in order}
+        r, o = batch * n / secs[id(ref)], batch * n / secs[id(ours)]
+        ref_ips.append(r), our_ips.append(o), ratios.append(o / r)
+        print(f"  {arch} rep {rep}: reference {r:8.1f}  ours {o:8.1f} images/s  ({o / r:.2f}x)",
+              flush=True)
+    return {
+        "arch": arch, "image_size": s["size"], "channels": s["channels"], "batch": batch,
+        "iters_per_rep": n, "reps": args.reps, "warmup_iters": warm,
+        "ours_first_iters_seconds": round(t_warm_ours, 2),
+        "setup_seconds": round(t_setup, 2),
+        "reference_images_per_s": ref_ips, "ours_images_per_s": our_ips, "ratios": ratios,
+        "reference_median": statistics.median(ref_ips), "ours_median": statistics.median(our_ips),
+        "ratio_median": statistics.median(ratios),
+        "g_forward_gflop_per_image": gf / 1e9, "d_forward_gflop_per_image": df / 1e9,
+        "gflop_per_iteration": flops_iter / 1e9,
+        "goal_ratio": s["goal_ratio"], "goal_fraction_of_matmul": s["goal_fraction"],
+        "options": {"compile": args.compile, "channels_last": args.channels_last,
+                    "channels_last_used": ours.trainer.channels_last,
+                    "ema_decay": ours.cfg.ema_decay, "preview_every": 0, "checkpoint_every": 0,
+                    "callbacks": ["on_step", "check_stop"], "flip": ds.flip},
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="few short reps: a smoke run")
+    p.add_argument("--arch", nargs="+", default=list(SETUPS), choices=list(SETUPS))
+    p.add_argument("--reps", type=int, default=None, help="timed reps (default 7, quick 3)")
+    p.add_argument("--iters", type=int, default=None, help="iterations per timed chunk")
+    p.add_argument("--threads", default="auto",
+                   help="torch threads; auto: all cores on a quiet machine, fewer under load")
+    p.add_argument("--compile", action="store_true", help="TrainConfig(compile=True) for ours")
+    p.add_argument("--channels-last", default="auto", choices=("auto", "on", "off"))
+    args = p.parse_args()
+    args.reps = args.reps or (3 if args.quick else 7)
+
+    threads, why = pick_threads(args.threads)
+    torch.set_num_threads(threads)
+    info = {
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu": _cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
+        "load_average": os.getloadavg(), "threads_choice": why, "quick": args.quick,
+    }
+    print(f"torch {info['torch']}, {info['threads']} threads, CPU capability "
+          f"{info['cpu_capability']}, {info['cpu']} ({info['cores']} cores), {info['date']}")
+    print(f"threads: {why}")
+    t_start = time.perf_counter()
+    mm = matmul_gflops()
+    print(f"fp32 matmul 2048^3: {statistics.median(mm):.1f} GFLOP/s", flush=True)
+    results = [bench_arch(a, args) for a in args.arch]
+    mm += matmul_gflops()
+    mm_med = statistics.median(mm)
+    for r in results:
+        for who in ("reference", "ours"):
+            gflops = r[f"{who}_median"] / r["batch"] * r["gflop_per_iteration"]
+            r[f"{who}_gflops"] = gflops
+            r[f"{who}_fraction_of_matmul"] = gflops / mm_med
+        # The ratio ours would reach running every nominal FLOP at the big-matmul rate.
+        r["ratio_at_matmul_rate"] = 1.0 / r["reference_fraction_of_matmul"]
+        r["meets_goal"] = r["ratio_median"] >= r["goal_ratio"] and (
+            r["goal_fraction_of_matmul"] is None
+            or r["ours_fraction_of_matmul"] >= r["goal_fraction_of_matmul"])
+    info.update(matmul_gflops=mm, matmul_gflops_median=mm_med,
+                peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                seconds=round(time.perf_counter() - t_start, 1))
+
+    print(f"\nfp32 matmul 2048^3: {mm_med:.1f} GFLOP/s (median of {len(mm)}, start and end)")
+    head = (f"{'arch':6} {'batch':>5} {'ref img/s':>10} {'ours img/s':>10} {'ratio':>6} {'goal':>5} "
+            f"{'GFLOP/it':>9} {'ref GF/s':>9} {'ours GF/s':>9} {'ref %mm':>8} {'ours %mm':>8}  ok")
+    print(head + "\n" + "-" * len(head))
+    for r in results:
+        print(f"{r['arch']:6} {r['batch']:5d} {r['reference_median']:10.1f} {r['ours_median']:10.1f} "
+              f"{r['ratio_median']:5.2f}x {r['goal_ratio']:4.1f}x {r['gflop_per_iteration']:9.2f} "
+              f"{r['reference_gflops']:9.1f} {r['ours_gflops']:9.1f} "
+              f"{100 * r['reference_fraction_of_matmul']:7.1f}% {100 * r['ours_fraction_of_matmul']:7.1f}%"
+              f"  {'yes' if r['meets_goal'] else 'NO'}")
+    print(f"options: compile={args.compile}, channels_last={args.channels_last}; EMA, on_step and "
+          f"check_stop on; preview and checkpoint off; peak RSS {info['peak_rss_mib']:.0f} MiB; "
+          f"{info['seconds']} s")
+    for r in results:
+        print(f"  {r['arch']}: at the 2048^3 matmul rate, the nominal FLOPs of an iteration would "
+              f"run {r['ratio_at_matmul_rate']:.2f}x as fast as the reference does")
+    for r in results:
+        print(f"  {r['arch']}: ours' first {r['warmup_iters']} iterations took "
+              f"{r['ours_first_iters_seconds']} s (compile time when --compile)")
+
+    out_dir = os.environ.get("OUT") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, "train_throughput.json")
+    with open(path, "w") as f:
+        json.dump({"machine": info, "results": results}, f, indent=2)
+    print(f"wrote {path}")
+
+
+def pick_threads(arg: str) -> tuple[int, str]:
+    """An explicit count, or "auto": every core, less one per unit of load average above 0.5
+    (on a shared machine two threads with one core busy elsewhere can run 30x slower than one
+    thread, as the threads wait for each other at every op)."""
+    cores = os.cpu_count() or 1
+    load = os.getloadavg()[0]
+    if arg != "auto":
+        return int(arg), f"{arg} as asked ({cores} cores, load average {load:.2f})"
+    n = max(1, cores - max(0, math.ceil(load - 0.5)))
+    return n, f"auto: {n} of {cores} cores at load average {load:.2f}"
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+if __name__ == "__main__":
+    main()

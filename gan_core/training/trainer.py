@@ -135,7 +135,11 @@ class Trainer:
             current = opt.state_dict()
             groups = [{**g, "params": cur["params"]} for g, cur in
                       zip(saved["param_groups"], current["param_groups"])]
-            opt.load_state_dict({"state": saved["state"], "param_groups": groups})
+            # Clone: a model loaded under inference mode holds inference tensors, which the
+            # optimiser could not update in place.
+            moments = {i: {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in st.items()}
+                       for i, st in saved["state"].items()}
+            opt.load_state_dict({"state": moments, "param_groups": groups})
 
     def _match_moment_layouts(self) -> None:
         """Moments read from a file are contiguous; give them their parameter's layout
@@ -191,7 +195,9 @@ class Trainer:
             r1 = r1_penalty(real, real_logits)
             total_d = loss_d + r1 * (cfg.r1_gamma * 0.5 * cfg.r1_every)
             values["r1"] = r1.item()
-        self._finite(values)  # checked before the update: a bad step never reaches the weights
+        # Checked before D's update. A non-finite G loss (checked below) comes after it; either
+        # way the run ends here and the in-memory model is never written over a checkpoint.
+        self._finite(values)
         self.opt_d.zero_grad(set_to_none=True)
         self.scaler.scale(total_d).backward()
         self.scaler.step(self.opt_d)
@@ -277,7 +283,9 @@ class Trainer:
             except NonFiniteLossError:
                 raise  # the weights in memory may be suspect; the file on disk is not touched
             except BaseException:
-                # Cancel (ComfyUI interrupt, Ctrl-C) or a crash: keep what was learned.
+                # Cancel or crash: keep what was learned. Cancels polled between steps
+                # (check_stop, progress hooks) save a state that resumes exactly; an exception
+                # in the middle of a step also keeps that step's D update.
                 self.save_checkpoint()
                 raise
             self.save_checkpoint()
@@ -297,4 +305,7 @@ class Trainer:
 def train(config: TrainConfig, dataset: ImageDataset, out: str | os.PathLike | None = None,
           resume: GANModel | None = None, callbacks: TrainCallbacks | None = None) -> GANModel:
     """Train (or continue training) a generator; returns the model, EMA generator included."""
-    return Trainer(config, dataset, out=out, resume=resume, callbacks=callbacks).run()
+    # Everything, construction included, outside inference mode: ComfyUI runs nodes under
+    # torch.inference_mode(), and tensors made there can never join autograd.
+    with torch.inference_mode(False), torch.enable_grad():
+        return Trainer(config, dataset, out=out, resume=resume, callbacks=callbacks).run()

@@ -6,6 +6,7 @@ IMAGE layout so that nodes, scripts and the CLI all call the same code.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
@@ -104,14 +105,11 @@ class GANModel:
 
     def info(self) -> dict[str, Any]:
         """A plain-data summary for the CLI's `info` and the node UI."""
-        from .models import config_to_json  # local: keeps the import graph shallow
-        import json
-
         params = {role: sum(p.numel() for p in m.parameters()) for role, m in self.modules.items()}
         return {
             "arch": self.arch,
             "task": self.task,
-            "config": json.loads(config_to_json(self.config)),
+            "config": dataclasses.asdict(self.config),
             "parameters": params,
             "training": self.training,
             "resumable": self.resume is not None,

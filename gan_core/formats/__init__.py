@@ -51,3 +51,8 @@ def load_public(path: Path, obj: dict[str, Any]):
         f"model file {path.name!r} is not a GAN Atelier model nor a public format this version "
         f"recognises ({known}); found {describe_keys(obj)}"
     )
+
+
+# Registration side effects, after PublicFormat and register_format exist (the modules import
+# them from here). Formats must never import gan_core.checkpoint: it imports this package.
+from . import style  # noqa: E402,F401

@@ -16,6 +16,7 @@ from torch import nn
 from .images import signed_to_comfy
 from .models import get_arch
 from .seeds import latents_for_seeds, parse_seeds
+from .stylize import stylize_images
 
 
 @dataclass
@@ -102,6 +103,22 @@ class GANModel:
             z = latents_for_seeds(seeds[i:i + batch_size], self.latent_dim) * truncation
             out.append(signed_to_comfy(net(z.to(dev))))
         return torch.cat(out)
+
+    def stylize(self, images: torch.Tensor, strength: float = 1.0,
+                tile: int | None = None) -> torch.Tensor:
+        """Apply a style network to an IMAGE batch [B,H,W,C] (C 1/3/4, [0,1]); same shape out.
+
+        Any size works: each image is reflect-padded to what the network needs (multiples of 4
+        for CycleGAN ResNet / TransformerNet, 2**num_downs for pix2pix U-Nets) and cropped back,
+        so the caller never resizes. Ranges follow each original project ([-1,1] for CycleGAN /
+        pix2pix, 0..255 for fast-neural-style). Gray input is fed as RGB and the result turned
+        back to gray; alpha is passed through untouched. `strength` blends the result with the
+        input (0 returns the input, 1 the network's output). Images run one at a time, so
+        unrelated pictures in a batch never share statistics. `tile` is accepted for the
+        upcoming tiled mode; for now whole images are processed (a note is logged).
+        """
+        self._require_task("style")
+        return stylize_images(self, images, strength=strength, tile=tile)
 
     def info(self) -> dict[str, Any]:
         """A plain-data summary for the CLI's `info` and the node UI."""

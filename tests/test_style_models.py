@@ -138,6 +138,13 @@ def test_dropout_key_shift_is_recognised(tmp_path):
     assert m.config.use_dropout and m.config.n_blocks == 9 and m.config.ngf == 8
 
 
+@pytest.mark.parametrize("padding_type,dropout", [("zero", False), ("zero", True)])
+def test_zero_padded_blocks_are_recognised(tmp_path, padding_type, dropout):
+    cfg = CycleGANResnetConfig(ngf=4, n_blocks=2, padding_type=padding_type, use_dropout=dropout)
+    m = _load_module_of(tmp_path, ResnetGenerator(cfg))
+    assert (m.config.padding_type, m.config.use_dropout) == (padding_type, dropout)
+
+
 def test_batch_norm_six_block_generator(tmp_path):
     cfg = CycleGANResnetConfig(ngf=8, n_blocks=6, norm="batch")
     sd = ResnetGenerator(cfg).state_dict()

@@ -73,11 +73,14 @@ def _read_resnet(state: State) -> CycleGANResnetConfig | None:
     if stem is None or not blocks or blocks != list(range(10, 10 + len(blocks))):
         return None
     n = len(blocks)
+    # padding_type 'zero' has no pad layers, so the convs sit at .0 and .3 instead of .1 and
+    # .5; 'replicate' has the same keys as 'reflect' (the original's default, assumed).
     zero_pad = _conv_weight(state, "model.10.conv_block.0.weight", 3) is not None
-    first = 0 if zero_pad else 1  # without a pad layer every index moves down by one
     # Dropout sits between the two convs and shifts the second one by one index
     # (conv_block.5 -> .6 with reflect padding): the classic "Error(s) in loading state_dict".
-    use_dropout = _conv_weight(state, f"model.10.conv_block.{first + 5}.weight", 3) is not None
+    second_with_dropout = 4 if zero_pad else 6
+    use_dropout = _conv_weight(
+        state, f"model.10.conv_block.{second_with_dropout}.weight", 3) is not None
     head = _conv_weight(state, f"model.{10 + n + 7}.weight", 7)
     if head is None:
         return None

@@ -71,7 +71,7 @@ def stylize_images(model: "GANModel", images: torch.Tensor, strength: float = 1.
     if getattr(net, "io_range", None) not in ("signed", "byte"):
         raise ValueError(f"this {model.arch} model is not an image-to-image network "
                          f"({type(net).__name__}); it cannot stylize")
-    images = check_image_batch(images)
+    images = check_image_batch(images).cpu()  # results come back on the CPU, like IMAGE
     strength = float(strength)
     if not 0.0 <= strength <= 1.0:
         raise ValueError(f"strength must be between 0 and 1, got {strength}")

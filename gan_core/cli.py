@@ -207,6 +207,40 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _input_files(inputs: list[str]) -> list[Path]:
+    """Files and folders given on the command line -> the image files they name."""
+    files: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            files.extend(gan_core.list_image_files(path))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise ValueError(f"input {item!r} is neither an image file nor a folder")
+    if not files:
+        raise ValueError(f"no image files found in {', '.join(inputs)}")
+    return files
+
+
+def cmd_stylize(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    model = gan_core.load(args.model)
+    if model.task != "style":
+        raise ValueError(f"{args.model} is a {model.task!r} model ({model.arch}), not a style model")
+    if args.device:
+        model.to(args.device)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for path in tqdm(_input_files(args.inputs), desc=f"stylize ({model.arch})", unit="image"):
+        image = gan_core.read_image(path).unsqueeze(0)
+        result = model.stylize(image, strength=args.strength, tile=args.tile)
+        gan_core.save_image(result, out / f"{path.stem}.png")
+    print(f"wrote the stylized images to {out}/")
+    return 0
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     print(json.dumps(gan_core.load(args.model).info(), indent=2, sort_keys=True))
     return 0
@@ -234,6 +268,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nrow", type=int, default=None, help="images per grid row")
     p.add_argument("--device", default=None)
     p.set_defaults(func=cmd_generate)
+    p = sub.add_parser("stylize", help="apply a style model (ours, CycleGAN, pix2pix, "
+                                       "fast-neural-style) to images")
+    p.add_argument("model", help="a .safetensors or public .pth style model")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
+    p.add_argument("--out", required=True, help="output folder (one PNG per input)")
+    p.add_argument("--strength", type=float, default=1.0, help="blend with the input (0..1)")
+    p.add_argument("--tile", type=int, default=None, help="tile size in px for large images")
+    p.add_argument("--device", default=None)
+    p.set_defaults(func=cmd_stylize)
     p = sub.add_parser("info", help="print a checkpoint's metadata")
     p.add_argument("model")
     p.set_defaults(func=cmd_info)

@@ -14,6 +14,7 @@ log = logging.getLogger("gan_atelier")
 NODES = [
     ("train", "GANAtelierTrain", "Train GAN (GAN Atelier)"),
     ("generate", "GANAtelierGenerate", "Generate (GAN Atelier)"),
+    ("style", "GANAtelierStyleTransfer", "Style Transfer (GAN Atelier)"),
     ("io", "GANAtelierLoadModel", "Load GAN Model (GAN Atelier)"),
     ("io", "GANAtelierSaveModel", "Save GAN Model (GAN Atelier)"),
     ("datasets", "GANAtelierExampleDataset", "Example Dataset (GAN Atelier)"),

@@ -8,8 +8,10 @@ from . import bridge
 
 
 class GANAtelierLoadModel:
-    DESCRIPTION = ("Load a GAN model from models/gan: a GAN Atelier .safetensors checkpoint "
-                   "(from Train or Save). Files are read as data only; nothing in them is executed.")
+    DESCRIPTION = ("Load a model from models/gan: a GAN Atelier .safetensors checkpoint (from "
+                   "Train or Save) or a public .pth file (CycleGAN, pix2pix, fast-neural-style), "
+                   "recognised by its contents. Files are read as data only; nothing in them is "
+                   "executed.")
     CATEGORY = "GAN Atelier/io"
     FUNCTION = "load"
     RETURN_TYPES = ("GAN_MODEL", "STRING")

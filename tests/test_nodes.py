@@ -244,3 +244,29 @@ def test_example_dataset_and_grid_nodes(env, pack):
     (grid,) = run(pack, "GANAtelierImageGrid", images=images, columns=3, padding=2)
     assert grid.shape == (1, 2 * 26 + 2, 3 * 26 + 2, 3)
     assert torch.equal(grid[0, 2:26, 2:26], images[0])
+
+
+def test_style_transfer_node_runs_a_public_pth_loaded_from_models_gan(env, pack):
+    fp, _, calls = env
+    gan = Path(fp.get_folder_paths("gan")[0])
+    gan.mkdir(parents=True, exist_ok=True)
+    spec = pack.gan_core.models.get_arch("transformer_net")
+    torch.manual_seed(0)
+    torch.save(spec.build(spec.config_cls())["G"].state_dict(), gan / "candy.pth")
+    assert "candy.pth" in pack.nodes.bridge.model_names()
+    model, info = run(pack, "GANAtelierLoadModel", model_name="candy.pth")
+    assert model.task == "style" and '"transformer_net"' in info
+    with torch.inference_mode():
+        images = torch.rand(2, 37, 45, 3)
+    (out,) = run(pack, "GANAtelierStyleTransfer", model=model, images=images, strength=1.0, tile=0)
+    assert out.shape == images.shape and 0.0 <= out.min() and out.max() <= 1.0
+    assert not torch.allclose(out, images)
+    (same,) = run(pack, "GANAtelierStyleTransfer", model=model, images=images, strength=0.0, tile=0)
+    torch.testing.assert_close(same, images)
+    assert calls[-1][:2] == (2, 2)
+
+
+def test_style_transfer_node_refuses_a_generator(env, pack, trained):
+    with pytest.raises(ValueError, match="style model"):
+        run(pack, "GANAtelierStyleTransfer", model=trained, images=torch.rand(1, 8, 8, 3),
+            strength=1.0, tile=0)

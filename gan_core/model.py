@@ -13,6 +13,7 @@ from typing import Any, Iterable
 import torch
 from torch import nn
 
+from .denoise import denoise_images
 from .images import signed_to_comfy
 from .models import get_arch
 from .seeds import latents_for_seeds, parse_seeds
@@ -119,6 +120,21 @@ class GANModel:
         """
         self._require_task("style")
         return stylize_images(self, images, strength=strength, tile=tile)
+
+    def denoise(self, images: torch.Tensor, strength: float = 1.0, sigma: float | None = None,
+                tile: int | None = None) -> torch.Tensor:
+        """Denoise an IMAGE batch [B,H,W,C] (C 1/3/4, [0,1]); same shape out, in [0,1].
+
+        Any size works (reflect-padded to the network's multiple, 8 for DRUNet, and cropped
+        back). `sigma` is the noise level in 0..255 units for networks that take one (DRUNet;
+        gan_core.denoise.DEFAULT_SIGMA when None, logged); blind ones (DnCNN) ignore it with a
+        log line. Gray models denoise each RGB channel as its own gray image, keeping colour;
+        colour models see gray input as gray RGB. Alpha passes through untouched. `strength`
+        blends with the input (0 returns it). `tile` is accepted for the upcoming tiled mode;
+        for now whole images are processed (a note is logged).
+        """
+        self._require_task("denoise")
+        return denoise_images(self, images, strength=strength, sigma=sigma, tile=tile)
 
     def info(self) -> dict[str, Any]:
         """A plain-data summary for the CLI's `info` and the node UI."""

@@ -56,3 +56,4 @@ def load_public(path: Path, obj: dict[str, Any]):
 # Registration side effects, after PublicFormat and register_format exist (the modules import
 # them from here). Formats must never import gan_core.checkpoint: it imports this package.
 from . import style  # noqa: E402,F401
+from . import denoise  # noqa: E402,F401

@@ -1,0 +1,113 @@
+"""Denoising ComfyUI IMAGE batches: the code behind GANModel.denoise.
+
+A denoising network tells this module what it needs through attributes, so every denoiser
+(DnCNN, DRUNet, later our own) shares one path for padding, channels, noise level and blending:
+
+* `image_channels` (1 or 3): the image channels it takes and returns;
+* `takes_noise_level` (bool): whether its input ends with one extra channel holding the noise
+  level sigma/255 everywhere (DRUNet), or it is blind / trained for one sigma (DnCNN);
+* `size_multiple`, `min_size`: what H and W must be (8 and 8 for DRUNet, 1 for DnCNN);
+* forward(x) maps [B, C(+1), H, W] in [0, 1] to the clean image [B, C, H, W], unclipped.
+
+Images are reflect-padded to a size the network accepts (replicate where an image is too small to
+mirror), with the same helper stylize uses, and cropped back, so any size works. The result is
+clipped to [0, 1] (the originals clip when they write uint8) and blended with the input.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+from .images import check_image_batch, to_gray
+from .stylize import _pad_dim, padded_size
+
+if TYPE_CHECKING:
+    from .model import GANModel
+
+log = logging.getLogger("gan_core")
+
+# Noise level for DRUNet when the caller gives none (0..255 units). 15 is the lowest level of
+# the published benchmarks (CHECKPOINTS.md 6.5) and a mild setting for real photos and scans,
+# whose noise is usually weaker than the 25-50 of the synthetic tests; too high a sigma
+# over-smooths, too low leaves noise, so the caller should set it.
+DEFAULT_SIGMA = 15.0
+
+
+def _run(net: nn.Module, x: torch.Tensor, sigma: float | None) -> torch.Tensor:
+    """x [N, C, H, W] in [0, 1] (C = net.image_channels) -> clean [N, C, H, W] in [0, 1]."""
+    h, w = x.shape[-2:]
+    mult, minimum = int(getattr(net, "size_multiple", 1)), int(getattr(net, "min_size", 1))
+    th, tw = padded_size(h, mult, minimum), padded_size(w, mult, minimum)
+    top, left = (th - h) // 2, (tw - w) // 2  # centred, so both borders see the same context
+    x = _pad_dim(_pad_dim(x, top, th - h - top, -2), left, tw - w - left, -1)
+    if sigma is not None:  # DRUNet: the noise map is the last input channel, as in DPIR
+        x = torch.cat([x, x.new_full((x.shape[0], 1, th, tw), sigma / 255.0)], 1)
+    y = net(x)[..., top:top + h, left:left + w]
+    return y.clamp(0.0, 1.0)
+
+
+def _denoise_color(net: nn.Module, x: torch.Tensor, sigma: float | None) -> torch.Tensor:
+    """x [1, C, H, W] (C 1 or 3, the image's own channels) -> denoised, same shape."""
+    want, have = int(net.image_channels), x.shape[1]
+    if want == have:
+        return _run(net, x, sigma)
+    if want == 1:
+        # A gray model on a colour image: each channel is denoised as its own gray image.
+        # Running it on luma alone would lose the chroma noise and the colour; per channel keeps
+        # colour and matches the additive-Gaussian noise model (independent per channel). One
+        # channel at a time bounds memory to one plane.
+        return torch.cat([_run(net, x[:, i:i + 1], sigma) for i in range(have)], 1)
+    # A colour model on a gray image: fed as gray RGB, and the result turned back to one
+    # channel with the same luma weights as everywhere else in gan_core.
+    y = _run(net, x.expand(-1, 3, -1, -1), sigma)
+    return to_gray(y.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+def denoise_images(model: "GANModel", images: torch.Tensor, strength: float = 1.0,
+                   sigma: float | None = None, tile: int | None = None) -> torch.Tensor:
+    """See GANModel.denoise."""
+    net = model.module
+    if getattr(net, "image_channels", None) not in (1, 3):
+        raise ValueError(f"this {model.arch} model ({type(net).__name__}) is not a denoising "
+                         "network; it cannot denoise")
+    images = check_image_batch(images).cpu()  # results come back on the CPU, like IMAGE
+    strength = float(strength)
+    if not 0.0 <= strength <= 1.0:
+        raise ValueError(f"strength must be between 0 and 1, got {strength}")
+    if sigma is not None:
+        sigma = float(sigma)
+        if not math.isfinite(sigma) or not 0.0 <= sigma <= 255.0:
+            raise ValueError(f"sigma is a noise level in 0..255 units, got {sigma}")
+    if tile is not None:
+        log.info("denoise: tile=%s requested; tiled processing is not implemented yet, "
+                 "running on whole images", tile)
+    if getattr(net, "takes_noise_level", False):
+        if sigma is None:
+            sigma = DEFAULT_SIGMA
+            log.info("denoise: %s takes a noise level and none was given; using sigma %g "
+                     "(0..255 units)", model.arch, sigma)
+    elif sigma is not None:
+        log.info("denoise: %s takes no noise level (blind or trained for one sigma); "
+                 "sigma %g is ignored", model.arch, sigma)
+        sigma = None
+    param = next(net.parameters())
+    out = []
+    with torch.inference_mode():
+        net.eval()
+        for img in images.split(1):  # one image at a time: memory of one image
+            c = img.shape[-1]
+            color = img[..., :3] if c == 4 else img
+            if strength == 0.0:
+                clean = color
+            else:
+                x = color.permute(0, 3, 1, 2).to(param.device, param.dtype)
+                clean = _denoise_color(net, x, sigma).float().permute(0, 2, 3, 1).cpu()
+            blended = torch.lerp(color, clean, strength) if strength < 1.0 else clean
+            if c == 4:
+                blended = torch.cat([blended, img[..., 3:]], -1)  # alpha untouched
+            out.append(blended)
+    return torch.cat(out).contiguous()

@@ -6,6 +6,7 @@ so everything a client needs is exported here.
 from .checkpoint import load, save
 from .data import (BUILTIN_DATASETS, BUILTIN_PREFIX, FIT_MODES, ImageDataset, from_images,
                    list_image_files, make_builtin, open_dataset, read_image)
+from .degrade import NOISE_KINDS, Recipe, degrade, degrade_nchw, parse_recipe
 from .device import resolve_device
 from .errors import CheckpointError, DatasetError, GanAtelierError, NonFiniteLossError
 from .images import check_image_batch, make_grid, save_image, tensor_to_pil
@@ -18,9 +19,9 @@ from .version import __version__
 
 __all__ = [
     "AUGMENTATIONS", "BUILTIN_DATASETS", "BUILTIN_PREFIX", "CheckpointError", "DatasetError",
-    "FIT_MODES", "GANModel", "GanAtelierError", "ImageDataset", "LOSSES", "MAX_SEED",
-    "NonFiniteLossError", "TrainCallbacks", "TrainConfig", "UnsafePathError", "__version__", "check_image_batch",
-    "from_images", "list_archs", "list_image_files", "load", "make_builtin", "make_grid", "open_dataset", "read_image",
+    "FIT_MODES", "GANModel", "GanAtelierError", "ImageDataset", "LOSSES", "MAX_SEED", "NOISE_KINDS", "Recipe",
+    "NonFiniteLossError", "TrainCallbacks", "TrainConfig", "UnsafePathError", "__version__", "check_image_batch", "degrade", "degrade_nchw",
+    "from_images", "list_archs", "list_image_files", "load", "make_builtin", "make_grid", "open_dataset", "parse_recipe", "read_image",
     "parse_seeds", "release_if_empty", "reserve_numbered", "resolve_device", "safe_join", "save",
     "save_image", "tensor_to_pil", "train",
 ]

@@ -15,6 +15,7 @@ NODES = [
     ("train", "GANAtelierTrain", "Train GAN (GAN Atelier)"),
     ("generate", "GANAtelierGenerate", "Generate (GAN Atelier)"),
     ("style", "GANAtelierStyleTransfer", "Style Transfer (GAN Atelier)"),
+    ("noise", "GANAtelierAddNoise", "Add Noise (GAN Atelier)"),
     ("io", "GANAtelierLoadModel", "Load GAN Model (GAN Atelier)"),
     ("io", "GANAtelierSaveModel", "Save GAN Model (GAN Atelier)"),
     ("datasets", "GANAtelierExampleDataset", "Example Dataset (GAN Atelier)"),

@@ -270,3 +270,14 @@ def test_style_transfer_node_refuses_a_generator(env, pack, trained):
     with pytest.raises(ValueError, match="style model"):
         run(pack, "GANAtelierStyleTransfer", model=trained, images=torch.rand(1, 8, 8, 3),
             strength=1.0, tile=0)
+
+
+def test_add_noise_node_applies_a_seeded_recipe_and_names_bad_ones(env, pack):
+    with torch.inference_mode():
+        grey = torch.full((2, 24, 24, 3), 0.5)
+    (noisy,) = run(pack, "GANAtelierAddNoise", images=grey, recipe="gaussian:25", seed=3)
+    (again,) = run(pack, "GANAtelierAddNoise", images=grey, recipe="gaussian:25", seed=3)
+    assert noisy.shape == grey.shape and torch.equal(noisy, again)
+    assert abs(float((noisy - grey).std()) - 25 / 255) < 0.2 * 25 / 255
+    with pytest.raises(ValueError, match="gausian"):
+        run(pack, "GANAtelierAddNoise", images=grey, recipe="gausian:25", seed=3)

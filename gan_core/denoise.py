@@ -24,6 +24,7 @@ from torch import nn
 
 from .images import check_image_batch, to_gray
 from .stylize import _pad_dim, padded_size
+from .tiling import tiled_apply
 
 if TYPE_CHECKING:
     from .model import GANModel
@@ -37,33 +38,51 @@ log = logging.getLogger("gan_core")
 DEFAULT_SIGMA = 15.0
 
 
-def _run(net: nn.Module, x: torch.Tensor, sigma: float | None) -> torch.Tensor:
-    """x [N, C, H, W] in [0, 1] (C = net.image_channels) -> clean [N, C, H, W] in [0, 1]."""
+def _forward(net: nn.Module, sigma: float | None):
+    """The network as a function of an image batch; DRUNet gets its noise map appended as the
+    last input channel, as in DPIR, at whatever size the (tile) input has."""
+    def fn(t: torch.Tensor) -> torch.Tensor:
+        if sigma is not None:
+            t = torch.cat([t, t.new_full((t.shape[0], 1, *t.shape[-2:]), sigma / 255.0)], 1)
+        return net(t)
+    return fn
+
+
+def _run(net: nn.Module, x: torch.Tensor, sigma: float | None,
+         tile: int | None = None) -> torch.Tensor:
+    """x [N, C, H, W] in [0, 1] (C = net.image_channels) -> clean [N, C, H, W] in [0, 1].
+
+    Images larger than `tile` go through gan_core.tiling: overlapping tiles blended together,
+    one tile's activations at a time, the tile halved on out-of-memory. These networks have no
+    normalisation layers, so tiles agree with the whole-image result away from tile borders."""
     h, w = x.shape[-2:]
     mult, minimum = int(getattr(net, "size_multiple", 1)), int(getattr(net, "min_size", 1))
+    fn = _forward(net, sigma)
+    if tile is not None and max(h, w) > tile:
+        step = max(mult, minimum)
+        return tiled_apply(fn, x, tile, multiple=step, min_tile=max(64, step)).clamp(0.0, 1.0)
     th, tw = padded_size(h, mult, minimum), padded_size(w, mult, minimum)
     top, left = (th - h) // 2, (tw - w) // 2  # centred, so both borders see the same context
     x = _pad_dim(_pad_dim(x, top, th - h - top, -2), left, tw - w - left, -1)
-    if sigma is not None:  # DRUNet: the noise map is the last input channel, as in DPIR
-        x = torch.cat([x, x.new_full((x.shape[0], 1, th, tw), sigma / 255.0)], 1)
-    y = net(x)[..., top:top + h, left:left + w]
+    y = fn(x)[..., top:top + h, left:left + w]
     return y.clamp(0.0, 1.0)
 
 
-def _denoise_color(net: nn.Module, x: torch.Tensor, sigma: float | None) -> torch.Tensor:
+def _denoise_color(net: nn.Module, x: torch.Tensor, sigma: float | None,
+                   tile: int | None = None) -> torch.Tensor:
     """x [1, C, H, W] (C 1 or 3, the image's own channels) -> denoised, same shape."""
     want, have = int(net.image_channels), x.shape[1]
     if want == have:
-        return _run(net, x, sigma)
+        return _run(net, x, sigma, tile)
     if want == 1:
         # A gray model on a colour image: each channel is denoised as its own gray image.
         # Running it on luma alone would lose the chroma noise and the colour; per channel keeps
         # colour and matches the additive-Gaussian noise model (independent per channel). One
         # channel at a time bounds memory to one plane.
-        return torch.cat([_run(net, x[:, i:i + 1], sigma) for i in range(have)], 1)
+        return torch.cat([_run(net, x[:, i:i + 1], sigma, tile) for i in range(have)], 1)
     # A colour model on a gray image: fed as gray RGB, and the result turned back to one
     # channel with the same luma weights as everywhere else in gan_core.
-    y = _run(net, x.expand(-1, 3, -1, -1), sigma)
+    y = _run(net, x.expand(-1, 3, -1, -1), sigma, tile)
     return to_gray(y.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
 
 
@@ -82,9 +101,8 @@ def denoise_images(model: "GANModel", images: torch.Tensor, strength: float = 1.
         sigma = float(sigma)
         if not math.isfinite(sigma) or not 0.0 <= sigma <= 255.0:
             raise ValueError(f"sigma is a noise level in 0..255 units, got {sigma}")
-    if tile is not None:
-        log.info("denoise: tile=%s requested; tiled processing is not implemented yet, "
-                 "running on whole images", tile)
+    if tile is not None and tile < 16:
+        raise ValueError(f"tile must be at least 16 px (or None for whole images), got {tile}")
     if getattr(net, "takes_noise_level", False):
         if sigma is None:
             sigma = DEFAULT_SIGMA
@@ -105,7 +123,7 @@ def denoise_images(model: "GANModel", images: torch.Tensor, strength: float = 1.
                 clean = color
             else:
                 x = color.permute(0, 3, 1, 2).to(param.device, param.dtype)
-                clean = _denoise_color(net, x, sigma).float().permute(0, 2, 3, 1).cpu()
+                clean = _denoise_color(net, x, sigma, tile).float().permute(0, 2, 3, 1).cpu()
             blended = torch.lerp(color, clean, strength) if strength < 1.0 else clean
             if c == 4:
                 blended = torch.cat([blended, img[..., 3:]], -1)  # alpha untouched

@@ -115,8 +115,10 @@ class GANModel:
         pix2pix, 0..255 for fast-neural-style). Gray input is fed as RGB and the result turned
         back to gray; alpha is passed through untouched. `strength` blends the result with the
         input (0 returns the input, 1 the network's output). Images run one at a time, so
-        unrelated pictures in a batch never share statistics. `tile` is accepted for the
-        upcoming tiled mode; for now whole images are processed (a note is logged).
+        unrelated pictures in a batch never share statistics. `tile` (px): images larger than
+        it are processed in overlapping, blended tiles in bounded memory, with instance-norm
+        statistics taken once from the whole (downscaled) image so tiles agree; on CUDA
+        out-of-memory the tile is halved and retried.
         """
         self._require_task("style")
         return stylize_images(self, images, strength=strength, tile=tile)
@@ -130,8 +132,8 @@ class GANModel:
         gan_core.denoise.DEFAULT_SIGMA when None, logged); blind ones (DnCNN) ignore it with a
         log line. Gray models denoise each RGB channel as its own gray image, keeping colour;
         colour models see gray input as gray RGB. Alpha passes through untouched. `strength`
-        blends with the input (0 returns it). `tile` is accepted for the upcoming tiled mode;
-        for now whole images are processed (a note is logged).
+        blends with the input (0 returns it). `tile` (px): images larger than it are processed
+        in overlapping, blended tiles in bounded memory (halved on CUDA out-of-memory).
         """
         self._require_task("denoise")
         return denoise_images(self, images, strength=strength, sigma=sigma, tile=tile)

@@ -16,6 +16,7 @@ NODES = [
     ("generate", "GANAtelierGenerate", "Generate (GAN Atelier)"),
     ("style", "GANAtelierStyleTransfer", "Style Transfer (GAN Atelier)"),
     ("noise", "GANAtelierAddNoise", "Add Noise (GAN Atelier)"),
+    ("denoise", "GANAtelierDenoise", "Denoise (GAN Atelier)"),
     ("io", "GANAtelierLoadModel", "Load GAN Model (GAN Atelier)"),
     ("io", "GANAtelierSaveModel", "Save GAN Model (GAN Atelier)"),
     ("datasets", "GANAtelierExampleDataset", "Example Dataset (GAN Atelier)"),

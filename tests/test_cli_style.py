@@ -42,3 +42,15 @@ def test_stylize_refuses_a_generator_and_missing_inputs(tmp_path, candy, capsys)
     assert "not a style model" in capsys.readouterr().err
     assert main(["stylize", str(candy), str(tmp_path / "nope.png"), "--out", str(tmp_path / "o")]) == 2
     assert "neither an image file nor a folder" in capsys.readouterr().err
+
+
+def test_denoise_command_writes_denoised_pngs(tmp_path):
+    spec = get_arch("dncnn")
+    torch.manual_seed(0)
+    path = tmp_path / "dncnn.pth"
+    torch.save(spec.build(spec.config_cls(in_nc=3, out_nc=3, nc=8, nb=4))["G"].state_dict(), path)
+    Image.new("RGB", (23, 17), (120, 130, 140)).save(tmp_path / "n.png")
+    assert main(["denoise", str(path), str(tmp_path / "n.png"), "--out", str(tmp_path / "o"),
+                 "--sigma", "25", "--tile", "16"]) == 0
+    with Image.open(tmp_path / "o" / "n.png") as img:
+        assert img.size == (23, 17)

@@ -281,3 +281,23 @@ def test_add_noise_node_applies_a_seeded_recipe_and_names_bad_ones(env, pack):
     assert abs(float((noisy - grey).std()) - 25 / 255) < 0.2 * 25 / 255
     with pytest.raises(ValueError, match="gausian"):
         run(pack, "GANAtelierAddNoise", images=grey, recipe="gausian:25", seed=3)
+
+
+def test_denoise_node_runs_a_public_dncnn_file(env, pack):
+    fp, _, _ = env
+    gan = Path(fp.get_folder_paths("gan")[0])
+    gan.mkdir(parents=True, exist_ok=True)
+    spec = pack.gan_core.models.get_arch("dncnn")
+    torch.manual_seed(0)
+    cfg = spec.config_cls(in_nc=3, out_nc=3, nc=8, nb=4)
+    torch.save(spec.build(cfg)["G"].state_dict(), gan / "dncnn_color.pth")
+    model, _ = run(pack, "GANAtelierLoadModel", model_name="dncnn_color.pth")
+    assert model.task == "denoise"
+    with torch.inference_mode():
+        images = torch.rand(2, 40, 30, 3)
+    (out,) = run(pack, "GANAtelierDenoise", model=model, images=images, strength=1.0, sigma=25.0, tile=0)
+    assert out.shape == images.shape and not torch.allclose(out, images)
+    (tiled,) = run(pack, "GANAtelierDenoise", model=model, images=images, strength=1.0, sigma=25.0, tile=16)
+    assert tiled.shape == images.shape
+    with pytest.raises(ValueError, match="expected a style model, got a 'denoise' model"):
+        run(pack, "GANAtelierStyleTransfer", model=model, images=images, strength=1.0, tile=0)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import signal
 import sys
 from pathlib import Path
@@ -223,40 +222,32 @@ def _input_files(inputs: list[str]) -> list[Path]:
     return files
 
 
-def cmd_stylize(args: argparse.Namespace) -> int:
+def _image_to_image(args: argparse.Namespace, task: str, verb: str, apply) -> int:
+    """Load a `task` model, run `apply(model, IMAGE)` on every input file, one PNG each."""
     from tqdm import tqdm
 
     model = gan_core.load(args.model)
-    if model.task != "style":
-        raise ValueError(f"{args.model} is a {model.task!r} model ({model.arch}), not a style model")
+    if model.task != task:
+        raise ValueError(f"{args.model} is a {model.task!r} model ({model.arch}), not a {task} model")
     if args.device:
         model.to(args.device)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    for path in tqdm(_input_files(args.inputs), desc=f"stylize ({model.arch})", unit="image"):
-        image = gan_core.read_image(path).unsqueeze(0)
-        result = model.stylize(image, strength=args.strength, tile=args.tile)
+    for path in tqdm(_input_files(args.inputs), desc=f"{verb} ({model.arch})", unit="image"):
+        result = apply(model, gan_core.read_image(path).unsqueeze(0))
         gan_core.save_image(result, out / f"{path.stem}.png")
-    print(f"wrote the stylized images to {out}/")
+    print(f"wrote the {verb}d images to {out}/")
     return 0
+
+
+def cmd_stylize(args: argparse.Namespace) -> int:
+    return _image_to_image(args, "style", "stylize", lambda m, img: m.stylize(
+        img, strength=args.strength, tile=args.tile))
 
 
 def cmd_denoise(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    model = gan_core.load(args.model)
-    if model.task != "denoise":
-        raise ValueError(f"{args.model} is a {model.task!r} model ({model.arch}), not a denoiser")
-    if args.device:
-        model.to(args.device)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    for path in tqdm(_input_files(args.inputs), desc=f"denoise ({model.arch})", unit="image"):
-        image = gan_core.read_image(path).unsqueeze(0)
-        result = model.denoise(image, strength=args.strength, sigma=args.sigma, tile=args.tile)
-        gan_core.save_image(result, out / f"{path.stem}.png")
-    print(f"wrote the denoised images to {out}/")
-    return 0
+    return _image_to_image(args, "denoise", "denoise", lambda m, img: m.denoise(
+        img, strength=args.strength, sigma=args.sigma, tile=args.tile))
 
 
 def cmd_info(args: argparse.Namespace) -> int:

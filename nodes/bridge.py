@@ -132,3 +132,17 @@ class Progress:
         if preview is not None:
             shown = ("JPEG", gan_core.tensor_to_pil(preview), 512)
         self.bar.update_absolute(value, self.total, shown)
+
+
+def map_images(images: torch.Tensor, fn) -> torch.Tensor:
+    """fn applied to each image of a batch in turn on ComfyUI's device, with progress and a
+    cancel check between images; the cache is trimmed afterwards."""
+    images = gan_core.check_image_batch(images, "images")
+    progress = Progress(len(images))
+    out = []
+    for i in range(len(images)):
+        check_interrupt()
+        out.append(fn(images[i:i + 1]))
+        progress.update(i + 1)
+    soft_empty_cache()
+    return torch.cat(out)

@@ -1,9 +1,6 @@
 """Denoise node: a denoising model (DnCNN, DRUNet) applied to images."""
 from __future__ import annotations
 
-import torch
-
-from .. import gan_core
 from . import bridge
 
 
@@ -37,14 +34,6 @@ class GANAtelierDenoise:
         if model.task != "denoise":
             raise ValueError(f"model: expected a denoising model, got a {model.task!r} model "
                              f"({model.arch})")
-        images = gan_core.check_image_batch(images, "images")
         model.to(bridge.device())
-        progress = bridge.Progress(len(images))
-        out = []
-        for i in range(len(images)):
-            bridge.check_interrupt()
-            out.append(model.denoise(images[i:i + 1], strength=strength, sigma=sigma,
-                                     tile=tile or None))
-            progress.update(i + 1)
-        bridge.soft_empty_cache()
-        return (torch.cat(out),)
+        return (bridge.map_images(images, lambda img: model.denoise(
+            img, strength=strength, sigma=sigma, tile=tile or None)),)

@@ -1,9 +1,6 @@
 """Style Transfer node: a style model (CycleGAN, pix2pix, fast-neural-style) applied to images."""
 from __future__ import annotations
 
-import torch
-
-from .. import gan_core
 from . import bridge
 
 
@@ -33,13 +30,6 @@ class GANAtelierStyleTransfer:
     def stylize(self, model, images, strength, tile):
         if model.task != "style":
             raise ValueError(f"model: expected a style model, got a {model.task!r} model ({model.arch})")
-        images = gan_core.check_image_batch(images, "images")
         model.to(bridge.device())
-        progress = bridge.Progress(len(images))
-        out = []
-        for i in range(len(images)):
-            bridge.check_interrupt()
-            out.append(model.stylize(images[i:i + 1], strength=strength, tile=tile or None))
-            progress.update(i + 1)
-        bridge.soft_empty_cache()
-        return (torch.cat(out),)
+        return (bridge.map_images(images, lambda img: model.stylize(img, strength=strength,
+                                                                   tile=tile or None)),)

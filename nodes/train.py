@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import os
 
-import torch
 
 from .. import gan_core
 from . import bridge

@@ -11,29 +11,13 @@ from keys anyway: they differ only in the sigma they were trained for.
 from __future__ import annotations
 
 import re
-from pathlib import Path
-from typing import Any, Callable
 
 import torch
-from torch import nn
 
-from ..errors import CheckpointError
-from ..model import GANModel
 from ..models.denoisers import DnCNN, DnCNNConfig, DRUNetConfig, UNetRes
-from . import PublicFormat, register_format
+from . import register_format
+from .by_keys import State, keyed_format
 
-State = dict[str, torch.Tensor]
-
-
-def _as_state(obj: Any) -> State | None:
-    """The object as a flat state_dict (a DataParallel `module.` prefix removed), or None."""
-    if not isinstance(obj, dict) or not obj:
-        return None
-    if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()):
-        return None
-    if all(k.startswith("module.") for k in obj):
-        return {k[len("module."):]: v for k, v in obj.items()}
-    return dict(obj)
 
 
 def _conv(state: State, key: str, kernel: int) -> torch.Size | None:
@@ -81,43 +65,8 @@ def _read_drunet(state: State) -> DRUNetConfig | None:
         return None
 
 
-def _match(state: State, read: Callable[[State], Any], make: Callable[[Any], nn.Module]):
-    """The inferred config when the file's keys and shapes equal that network's; else None."""
-    cfg = read(state)
-    if cfg is None:
-        return None
-    with torch.device("meta"):
-        expected = make(cfg).state_dict()
-    if set(state) != set(expected):
-        return None
-    if any(tuple(state[k].shape) != tuple(v.shape) for k, v in expected.items()):
-        return None
-    return cfg
-
-
-def _denoise_format(name: str, arch: str, read: Callable[[State], Any],
-                    make: Callable[[Any], nn.Module]) -> PublicFormat:
-    def detect(obj: dict[str, Any]) -> bool:
-        state = _as_state(obj)
-        return state is not None and _match(state, read, make) is not None
-
-    def build(obj: dict[str, Any], path: Path) -> GANModel:
-        state = _as_state(obj)
-        cfg = _match(state, read, make) if state is not None else None
-        if cfg is None:  # detect() said yes, so only a changed object gets here
-            raise CheckpointError(f"model file {Path(path).name!r} is no longer a {name} file")
-        # Built on the meta device and given the file's tensors (as float32, which is what
-        # denoise feeds it): no second copy and no random init of DRUNet's 32.6 M parameters.
-        with torch.device("meta"):
-            net = make(cfg)
-        net.load_state_dict({k: v.float() for k, v in state.items()}, strict=True, assign=True)
-        return GANModel(arch, cfg, {"G": net}, source=str(path))
-
-    return PublicFormat(name, detect, build)
-
-
 for _fmt in (
-    _denoise_format("KAIR DnCNN", "dncnn", _read_dncnn, DnCNN),
-    _denoise_format("DPIR DRUNet", "drunet", _read_drunet, UNetRes),
+    keyed_format("KAIR DnCNN", "dncnn", _read_dncnn, DnCNN),
+    keyed_format("DPIR DRUNet", "drunet", _read_drunet, UNetRes),
 ):
     register_format(_fmt)

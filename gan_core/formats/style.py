@@ -15,36 +15,19 @@ exactly what the original projects do when they load such a file.
 """
 from __future__ import annotations
 
-import logging
 import re
-from pathlib import Path
 from typing import Any, Callable
 
 import torch
 from torch import nn
 
-from ..errors import CheckpointError
-from ..model import GANModel
 from ..models.cyclegan import (CycleGANResnetConfig, NLayerDiscriminator, PatchGANConfig,
                                Pix2PixUnetConfig, ResnetGenerator, UnetGenerator)
 from ..models.transformer_net import TransformerNet, TransformerNetConfig
 from . import PublicFormat, register_format
-
-log = logging.getLogger("gan_core")
+from .by_keys import State, keyed_format
 
 _STAT_LEAVES = ("running_mean", "running_var", "num_batches_tracked")
-State = dict[str, torch.Tensor]
-
-
-def _as_state(obj: Any) -> State | None:
-    """The object as a flat state_dict (a DataParallel `module.` prefix removed), or None."""
-    if not isinstance(obj, dict) or not obj:
-        return None
-    if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()):
-        return None
-    if all(k.startswith("module.") for k in obj):
-        return {k[len("module."):]: v for k, v in obj.items()}
-    return dict(obj)
 
 
 def _conv_weight(state: State, key: str, kernel: int | None = None) -> torch.Size | None:
@@ -146,51 +129,11 @@ def _drop_instance_stats(state: State, net: nn.Module) -> tuple[State, list[str]
     return {k: v for k, v in state.items() if k not in dropped}, dropped
 
 
-def _match(state: State, read: Callable[[State], Any], make: Callable[[Any], nn.Module]):
-    """(config, state without legacy keys, dropped keys) when the keys and shapes equal those of
-    the network the reader inferred; else None."""
-    cfg = read(state)
-    if cfg is None:
-        return None
-    with torch.device("meta"):
-        net = make(cfg)
-    state, dropped = _drop_instance_stats(state, net)
-    expected = net.state_dict()
-    if set(state) != set(expected):
-        return None
-    if any(tuple(state[k].shape) != tuple(v.shape) for k, v in expected.items()):
-        return None
-    return cfg, state, dropped
-
-
-def _float32(t: torch.Tensor) -> torch.Tensor:
-    return t.float() if t.is_floating_point() else t
-
-
 def _style_format(name: str, arch: str, read: Callable[[State], Any],
                   make: Callable[[Any], nn.Module]) -> PublicFormat:
-    def detect(obj: dict[str, Any]) -> bool:
-        state = _as_state(obj)
-        return state is not None and _match(state, read, make) is not None
-
-    def build(obj: dict[str, Any], path: Path) -> GANModel:
-        state = _as_state(obj)
-        found = _match(state, read, make) if state is not None else None
-        if found is None:  # detect() said yes, so only a changed object gets here
-            raise CheckpointError(f"model file {Path(path).name!r} is no longer a {name} file")
-        cfg, state, dropped = found
-        if dropped:
-            log.info("%s: dropped %d legacy InstanceNorm running-stat keys (e.g. %s); "
-                     "InstanceNorm here keeps no running statistics, as in the original code",
-                     Path(path).name, len(dropped), dropped[0])
-        # Built on the meta device and given the file's tensors: no second copy of the
-        # weights and no wasted random init of up to 54 M parameters.
-        with torch.device("meta"):
-            net = make(cfg)
-        net.load_state_dict({k: _float32(v) for k, v in state.items()}, strict=True, assign=True)
-        return GANModel(arch, cfg, {"G": net}, source=str(path))
-
-    return PublicFormat(name, detect, build)
+    return keyed_format(name, arch, read, make, clean=_drop_instance_stats,
+                        dropped_note="legacy InstanceNorm running-stat keys (InstanceNorm here "
+                                     "keeps no running statistics, as in the original code)")
 
 
 for _fmt in (

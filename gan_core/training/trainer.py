@@ -8,19 +8,15 @@ the curve it would have followed uninterrupted.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import time
-from dataclasses import dataclass, replace
-from typing import Callable
+from dataclasses import replace
 
 import torch
 from torch import nn
 
-from ..checkpoint import load_state_strict, save
 from ..data import ImageDataset
 from ..device import amp_dtype, make_adam, resolve_device
-from ..errors import NonFiniteLossError
 from ..images import make_grid, signed_to_comfy
 from ..model import GANModel, ResumeState
 from ..models import get_arch
@@ -29,7 +25,11 @@ from ..version import __version__
 from .augment import diff_augment, parse_policy
 from .config import TrainConfig
 from .ema import make_ema
+from .loop import (TrainCallbacks, TrainLoop, check_resume, load_ema, load_optimizers,
+                   load_weights, match_moment_layouts)
 from .losses import d_loss, g_loss, r1_penalty
+
+__all__ = ["TrainCallbacks", "Trainer", "train"]
 
 _CONV_ARCHS = ("dcgan",)
 # Discriminators that treat each image on its own (no BatchNorm, no minibatch statistics): real
@@ -38,18 +38,7 @@ _CONV_ARCHS = ("dcgan",)
 _PER_IMAGE_D_ARCHS = ("mlp",)
 
 
-@dataclass
-class TrainCallbacks:
-    """Hooks the caller plugs in. `check_stop` runs before every step: it may raise (ComfyUI's
-    interrupt) or return True to stop early; either way a checkpoint is written first."""
-
-    on_step: Callable[[int, dict[str, float]], None] | None = None
-    on_preview: Callable[[int, torch.Tensor], None] | None = None
-    on_checkpoint: Callable[[int, str], None] | None = None
-    check_stop: Callable[[], bool | None] | None = None
-
-
-class Trainer:
+class Trainer(TrainLoop):
     def __init__(self, config: TrainConfig, dataset: ImageDataset, out: str | os.PathLike | None = None,
                  resume: GANModel | None = None, callbacks: TrainCallbacks | None = None):
         self.cfg = config.validate()
@@ -96,9 +85,8 @@ class Trainer:
         self.G.to(self.device, memory_format=self.memory_format).train()
         self.D.to(self.device, memory_format=self.memory_format).train()
         self.ema = make_ema(self.G, config.ema_decay)
-        if resume is not None and "G_ema" in resume.modules:
-            load_state_strict(self.ema.module, resume.modules["G_ema"].state_dict(), "G_ema")
-            self.ema.n_averaged.fill_(resume.resume.ema_count)
+        if resume is not None:
+            load_ema(resume, self.ema)
         betas = (config.beta1, config.beta2)
         self.opt_g = make_adam(self.G.parameters(), config.lr_g, betas, self.device)
         self.opt_d = make_adam(self.D.parameters(), config.lr_d, betas, self.device)
@@ -114,42 +102,16 @@ class Trainer:
 
     # ------------------------------------------------------------------ resume
     def _check_resume(self, resume: GANModel) -> None:
-        if resume.resume is None:
-            raise ValueError(f"{resume.source or 'the model'} holds no resume state "
-                             "(it was saved for inference only)")
-        if resume.arch != self.cfg.arch:
-            raise ValueError(f"cannot resume: the file is a {resume.arch} model but arch "
-                             f"{self.cfg.arch!r} was asked for")
+        check_resume(resume, self.cfg.arch)
 
     def _load_weights(self, resume: GANModel) -> None:
-        load_state_strict(self.G, resume.modules["G"].state_dict(), "G")
-        load_state_strict(self.D, resume.modules["D"].state_dict(), "D")
-        self.gen.set_state(resume.resume.rng_state.clone())
-        self.step_count = resume.resume.step
-        for key, values in resume.resume.history.items():
-            self.history[key] = list(values)
+        self.step_count = load_weights(resume, {"G": self.G, "D": self.D}, self.gen, self.history)
 
     def _load_optimizers(self, state: ResumeState) -> None:
-        for name, opt in (("G", self.opt_g), ("D", self.opt_d)):
-            saved = state.optimizers[name]
-            current = opt.state_dict()
-            groups = [{**g, "params": cur["params"]} for g, cur in
-                      zip(saved["param_groups"], current["param_groups"])]
-            # Clone: a model loaded under inference mode holds inference tensors, which the
-            # optimiser could not update in place.
-            moments = {i: {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in st.items()}
-                       for i, st in saved["state"].items()}
-            opt.load_state_dict({"state": moments, "param_groups": groups})
+        load_optimizers(state, {"G": self.opt_g, "D": self.opt_d})
 
     def _match_moment_layouts(self) -> None:
-        """Moments read from a file are contiguous; give them their parameter's layout
-        (channels_last), as the fused Adam kernel walks parameter, gradient and moments as
-        flat memory and would mix up elements otherwise."""
-        for opt in (self.opt_g, self.opt_d):
-            for p, state in opt.state.items():
-                for k, v in state.items():
-                    if isinstance(v, torch.Tensor) and v.shape == p.shape and v.stride() != p.stride():
-                        state[k] = torch.empty_like(p).copy_(v)
+        match_moment_layouts((self.opt_g, self.opt_d))
 
     def _use_layout(self, fmt: torch.memory_format) -> None:
         if self.channels_last:
@@ -164,10 +126,6 @@ class Trainer:
 
     def _aug(self, x: torch.Tensor) -> torch.Tensor:
         return diff_augment(x, self.policy, self.gen) if self.policy else x
-
-    def _finite(self, losses: dict[str, float]) -> None:
-        if not all(math.isfinite(v) for v in losses.values()):
-            raise NonFiniteLossError(self.step_count + 1, losses)
 
     def step(self) -> dict[str, float]:
         cfg = self.cfg
@@ -253,46 +211,11 @@ class Trainer:
         self.G.train(), self.D.train()  # GANModel() puts modules in eval mode
         return model
 
-    def save_checkpoint(self) -> None:
-        if self.out is None or self.saved_step == self.step_count:
-            return
-        save(self.model(), self.out)
-        self.saved_step = self.step_count
-        if self.cb.on_checkpoint:
-            self.cb.on_checkpoint(self.step_count, self.out)
-
     # ------------------------------------------------------------------ the loop
     def run(self) -> GANModel:
-        cfg = self.cfg
         self._use_layout(self.memory_format)  # again, if an earlier run() handed the modules back
         self.G.train(), self.D.train()
-        with torch.inference_mode(False), torch.enable_grad():
-            try:
-                while self.step_count < cfg.steps:
-                    if self.cb.check_stop and self.cb.check_stop():
-                        break
-                    losses = self.step()
-                    if self.cb.on_step:
-                        self.cb.on_step(self.step_count, losses)
-                    if cfg.preview_every and self.step_count % cfg.preview_every == 0:
-                        grid = self.preview()
-                        if self.cb.on_preview:
-                            self.cb.on_preview(self.step_count, grid)
-                    if cfg.checkpoint_every and self.step_count % cfg.checkpoint_every == 0:
-                        self.save_checkpoint()
-            except NonFiniteLossError:
-                raise  # the weights in memory may be suspect; the file on disk is not touched
-            except BaseException:
-                # Cancel or crash: keep what was learned. Cancels polled between steps
-                # (check_stop, progress hooks) save a state that resumes exactly; an exception
-                # in the middle of a step also keeps that step's D update.
-                self.save_checkpoint()
-                raise
-            self.save_checkpoint()
-            if self.last_preview is None or cfg.preview_every == 0 or self.step_count % cfg.preview_every:
-                grid = self.preview()
-                if self.cb.on_preview:
-                    self.cb.on_preview(self.step_count, grid)
+        self.run_steps()
         # Hand the modules back in the default layout: the model then generates exactly as the
         # file it was saved to does when loaded.
         self._use_layout(torch.contiguous_format)

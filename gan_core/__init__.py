@@ -14,11 +14,13 @@ from .model import GANModel
 from .models import list_archs
 from .paths import UnsafePathError, release_if_empty, reserve_numbered, safe_join
 from .seeds import MAX_SEED, parse_seeds
-from .training import AUGMENTATIONS, LOSSES, TrainCallbacks, TrainConfig, train
+from .training import (AUGMENTATIONS, LOSSES, RECON_LOSSES, DenoiseTrainConfig, TrainCallbacks,
+                       TrainConfig, train, train_denoiser)
 from .version import __version__
 
 __all__ = [
     "AUGMENTATIONS", "BUILTIN_DATASETS", "BUILTIN_PREFIX", "CheckpointError", "DatasetError",
+    "DenoiseTrainConfig", "RECON_LOSSES", "train_denoiser",
     "FIT_MODES", "GANModel", "GanAtelierError", "ImageDataset", "LOSSES", "MAX_SEED", "NOISE_KINDS", "Recipe",
     "NonFiniteLossError", "TrainCallbacks", "TrainConfig", "UnsafePathError", "__version__", "check_image_batch", "degrade", "degrade_nchw",
     "from_images", "list_archs", "list_image_files", "load", "make_builtin", "make_grid", "open_dataset", "parse_recipe", "read_image",

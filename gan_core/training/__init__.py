@@ -1,8 +1,10 @@
 """Training: config, loop, losses, augmentation and EMA."""
 from .augment import AUGMENTATIONS, diff_augment, parse_policy
-from .config import TrainConfig
-from .losses import LOSSES, d_loss, g_loss, r1_penalty
+from .config import DenoiseTrainConfig, TrainConfig
+from .denoise_trainer import DenoiseTrainer, train_denoiser
+from .losses import LOSSES, RECON_LOSSES, d_loss, g_loss, r1_penalty, recon_loss
 from .trainer import TrainCallbacks, Trainer, train
 
-__all__ = ["AUGMENTATIONS", "LOSSES", "TrainCallbacks", "TrainConfig", "Trainer", "d_loss",
-           "diff_augment", "g_loss", "parse_policy", "r1_penalty", "train"]
+__all__ = ["AUGMENTATIONS", "DenoiseTrainConfig", "DenoiseTrainer", "LOSSES", "RECON_LOSSES",
+           "TrainCallbacks", "TrainConfig", "Trainer", "d_loss", "diff_augment", "g_loss",
+           "parse_policy", "r1_penalty", "recon_loss", "train", "train_denoiser"]

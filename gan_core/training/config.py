@@ -6,9 +6,10 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..degrade import parse_recipe
 from ..models import list_archs
 from .augment import parse_policy
-from .losses import LOSSES
+from .losses import LOSSES, RECON_LOSSES
 
 
 @dataclass
@@ -63,5 +64,65 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class DenoiseTrainConfig:
+    """Options of the denoiser trainer (gan_core.train_denoiser): clean crops degraded on the
+    fly by `noise`, a reconstruction loss plus `adv_weight` times a PatchGAN adversarial loss
+    (0: plain regression, the discriminator is not trained)."""
+
+    arch: str = "unet_denoiser"
+    size: int = 64  # crop size in px; dataset images at least this large are cropped randomly
+    channels: int | None = None  # None: the arch's default (3)
+    noise: str = "gaussian:5-50"  # degradation recipe (gan_core.parse_recipe)
+    steps: int = 1000  # total steps; a resumed run continues up to this count
+    batch: int = 16
+    lr_g: float = 1e-3
+    lr_d: float = 2e-4
+    beta1: float = 0.9
+    beta2: float = 0.999
+    loss: str = "l1"  # reconstruction: "l1" or "charbonnier"
+    charbonnier_eps: float = 1e-3
+    adv_weight: float = 0.01  # weight of the adversarial term; 0 = plain regression
+    gan_loss: str = "bce"  # adversarial loss: "bce" (non-saturating) or "hinge"
+    ema_decay: float = 0.999
+    seed: int = 0
+    preview_every: int = 100  # 0: only at the end
+    preview_count: int = 4  # (noisy | denoised | clean) triplets in the preview grid
+    checkpoint_every: int = 500  # 0: only at the end (and on cancel)
+    device: str = "auto"
+    model: dict[str, Any] = field(default_factory=dict)  # arch config, e.g. {"width": 16}
+
+    def validate(self) -> "DenoiseTrainConfig":
+        if self.arch not in list_archs("denoise"):
+            raise ValueError(f"arch must be one of {list_archs('denoise')}, got {self.arch!r}")
+        for name in ("size", "steps", "batch", "preview_count"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("preview_every", "checkpoint_every"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be 0 or more, got {getattr(self, name)}")
+        for name in ("lr_g", "lr_d"):
+            if not 0.0 < getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be between 0 and 1, got {getattr(self, name)}")
+        if self.loss not in RECON_LOSSES:
+            raise ValueError(f"loss must be one of {RECON_LOSSES}, got {self.loss!r}")
+        if self.gan_loss not in LOSSES:
+            raise ValueError(f"gan_loss must be one of {LOSSES}, got {self.gan_loss!r}")
+        if not self.adv_weight >= 0.0:
+            raise ValueError(f"adv_weight must be 0 or more, got {self.adv_weight}")
+        if self.channels not in (None, 1, 3):
+            raise ValueError(f"channels must be 1 or 3, got {self.channels}")
+        parse_recipe(self.noise)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "DenoiseTrainConfig":
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})

@@ -29,3 +29,18 @@ def r1_penalty(real: torch.Tensor, real_logits: torch.Tensor) -> torch.Tensor:
     """E[|grad_x D(x)|^2] on real images (Mescheder et al. 2018); `real` must require grad."""
     (grad,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
     return grad.float().pow(2).flatten(1).sum(1).mean()
+
+
+RECON_LOSSES = ("l1", "charbonnier")
+
+
+def recon_loss(kind: str, pred: torch.Tensor, target: torch.Tensor,
+               eps: float = 1e-3) -> torch.Tensor:
+    """Reconstruction loss of a denoiser: mean absolute error ("l1"), or the Charbonnier loss
+    mean(sqrt((pred - target)^2 + eps^2)) - eps, a smooth L1 (differentiable at 0), zero for a
+    perfect prediction like L1."""
+    if kind == "l1":
+        return (pred - target).abs().mean()
+    if kind == "charbonnier":
+        return ((pred - target).pow(2) + eps * eps).sqrt().mean() - eps
+    raise ValueError(f"loss must be one of {RECON_LOSSES}, got {kind!r}")

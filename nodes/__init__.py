@@ -17,6 +17,7 @@ NODES = [
     ("style", "GANAtelierStyleTransfer", "Style Transfer (GAN Atelier)"),
     ("noise", "GANAtelierAddNoise", "Add Noise (GAN Atelier)"),
     ("denoise", "GANAtelierDenoise", "Denoise (GAN Atelier)"),
+    ("train_denoise", "GANAtelierTrainDenoiser", "Train Denoiser (GAN Atelier)"),
     ("io", "GANAtelierLoadModel", "Load GAN Model (GAN Atelier)"),
     ("io", "GANAtelierSaveModel", "Save GAN Model (GAN Atelier)"),
     ("datasets", "GANAtelierExampleDataset", "Example Dataset (GAN Atelier)"),

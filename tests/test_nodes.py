@@ -301,3 +301,54 @@ def test_denoise_node_runs_a_public_dncnn_file(env, pack):
     assert tiled.shape == images.shape
     with pytest.raises(ValueError, match="expected a style model, got a 'denoise' model"):
         run(pack, "GANAtelierStyleTransfer", model=model, images=images, strength=1.0, tile=0)
+
+
+DENOISE_TINY = dict(noise="gaussian:25", builtin_dataset="mondrian", resolution=32, width=8,
+                    steps=4, batch_size=4, adversarial_weight=0.05, learning_rate=1e-3, loss="l1",
+                    seed=0, preview_every=2, checkpoint_every=2, filename_prefix="tests/den")
+
+
+def test_train_denoiser_node_trains_previews_cancels_and_resumes(env, pack):
+    fp, mm, calls = env
+    with torch.inference_mode():
+        clean = torch.rand(3, 40, 52, 3)  # ComfyUI hands nodes inference tensors
+    model, loss, preview = run(pack, "GANAtelierTrainDenoiser", **DENOISE_TINY, images=clean)
+    assert model.task == "denoise" and model.arch == "unet_denoiser" and model.resume.step == 4
+    assert len(loss["loss"]) == 4 and loss["loss"] == loss["loss_rec"] and "loss_d" in loss
+    assert preview.shape == (1, 3 * 34 + 2, 3 * 34 + 2, 3)  # a row of noisy | denoised | clean per image
+    assert model.training["dataset"] == "images" and model.training["dataset_size"] == 3
+    previews = [p for _, _, p in calls if p is not None]
+    assert previews and previews[0][0] == "JPEG" and calls[-1][0] == calls[-1][1] == 4
+    assert mm.empty_cache_calls > 0
+    gan = Path(fp.get_folder_paths("gan")[0], "tests")
+    assert pack.gan_core.load(gan / "den_00001_.safetensors").resume.step == 4
+    (out,) = run(pack, "GANAtelierDenoise", model=model, images=clean[:1], strength=1.0,
+                 sigma=25.0, tile=0)
+    assert out.shape == (1, 40, 52, 3)
+
+    # Cancel from the progress hook: a checkpoint at the completed step, then the exception.
+    def cancel_at_three(value, total, preview, node_id=None):
+        if value >= 3:
+            mm.interrupt_current_processing(True)
+        mm.throw_exception_if_processing_interrupted()
+
+    import comfy.utils
+    comfy.utils.set_progress_bar_global_hook(cancel_at_three)
+    with pytest.raises(mm.InterruptProcessingException):
+        run(pack, "GANAtelierTrainDenoiser", **{**DENOISE_TINY, "steps": 50, "preview_every": 1,
+                                                "checkpoint_every": 0, "adversarial_weight": 0.0})
+    comfy.utils.set_progress_bar_global_hook(None)
+    mm.interrupt_current_processing(False)
+    cancelled = pack.gan_core.load(gan / "den_00002_.safetensors")
+    assert 3 <= cancelled.resume.step < 50 and "loss_d" not in cancelled.resume.history
+
+    # Resume from models/gan on the built-in dataset, with the noise-level input.
+    model, loss, _ = run(pack, "GANAtelierTrainDenoiser", **{**DENOISE_TINY, "steps": 2},
+                         noise_level_input=True)
+    assert model.module.takes_noise_level
+    resumed, loss, _ = run(pack, "GANAtelierTrainDenoiser", **{**DENOISE_TINY, "steps": 4},
+                           noise_level_input=True, resume="tests/den_00003_.safetensors")
+    assert resumed.resume.step == 4 and len(loss["loss"]) == 4
+    assert loss["loss"][:2] == model.resume.history["loss_rec"]
+    with pytest.raises(ValueError, match="gausian"):
+        run(pack, "GANAtelierTrainDenoiser", **{**DENOISE_TINY, "noise": "gausian:25"})

@@ -291,3 +291,28 @@ def test_cli_train_denoise_writes_a_checkpoint_and_a_preview(tmp_path, capsys):
         assert "gausian" in capsys.readouterr().err
     finally:
         torch.set_num_threads(threads)
+
+
+def test_cli_train_denoise_ctrl_c_saves_the_completed_step(tmp_path, monkeypatch, capsys):
+    """The first Ctrl-C stops after the current step: exit code 130 and a checkpoint that
+    holds the completed steps (the SIGINT handler's flag is simulated after two steps)."""
+    import gan_core.cli as cli
+
+    polls = []
+
+    def requested(self):
+        polls.append(1)
+        if len(polls) > 2:
+            self.pressed = True
+        return self.pressed
+
+    monkeypatch.setattr(cli._StopOnCtrlC, "requested", requested)
+    out = tmp_path / "c.safetensors"
+    threads = torch.get_num_threads()
+    try:
+        rc = main(["train-denoise", "--steps", "20", "--out", str(out), "--size", "32", "--batch",
+                   "2", "--count", "4", "--width", "4", "--threads", "1", "--device", "cpu"])
+    finally:
+        torch.set_num_threads(threads)
+    assert rc == 130 and "--resume" in capsys.readouterr().err
+    assert gan_core.load(out).resume.step == 2

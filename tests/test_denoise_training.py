@@ -253,6 +253,16 @@ def test_gray_model_and_config_validation(data):
         gan_core.train_denoiser(config(size=64), data)
 
 
+def test_channels_last_trains_the_same_model_and_hands_back_contiguous_weights(data):
+    on = gan_core.train_denoiser(config(steps=3, channels_last="on"), data)
+    off = gan_core.train_denoiser(config(steps=3, channels_last="off"), data)
+    for a, b in zip(on.resume.history["loss_rec"], off.resume.history["loss_rec"]):
+        assert abs(a - b) < 1e-4
+    assert all(p.is_contiguous() for m in on.modules.values() for p in m.parameters())
+    with pytest.raises(ValueError, match="channels_last"):
+        config(channels_last="yes").validate()
+
+
 def test_training_inside_inference_mode(tmp_path):
     """ComfyUI runs nodes under torch.inference_mode(); training and resuming still work."""
     path = tmp_path / "im.safetensors"

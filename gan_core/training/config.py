@@ -94,6 +94,7 @@ class DenoiseTrainConfig:
     preview_count: int = 4  # (noisy | denoised | clean) triplets in the preview grid
     checkpoint_every: int = 500  # 0: only at the end (and on cancel)
     device: str = "auto"
+    channels_last: str = "auto"  # "auto" (on for CPU and CUDA: -25% G step time on a CPU), "on", "off"
     model: dict[str, Any] = field(default_factory=dict)  # arch config, e.g. {"width": 16}
 
     def validate(self) -> "DenoiseTrainConfig":
@@ -116,6 +117,8 @@ class DenoiseTrainConfig:
             raise ValueError(f"adv_weight must be 0 or more, got {self.adv_weight}")
         if self.channels not in (None, 1, 3):
             raise ValueError(f"channels must be 1 or 3, got {self.channels}")
+        if self.channels_last not in ("auto", "on", "off"):
+            raise ValueError(f"channels_last must be auto, on or off, got {self.channels_last!r}")
         parse_recipe(self.noise)
         return self
 

@@ -263,6 +263,19 @@ def test_channels_last_trains_the_same_model_and_hands_back_contiguous_weights(d
         config(channels_last="yes").validate()
 
 
+def test_public_architectures_train_as_plain_regression(data, tmp_path):
+    for arch, model in (("dncnn", {"nc": 8, "nb": 3}), ("drunet", {"nc": (4, 8, 8, 8), "nb": 1})):
+        cfg = config(steps=2, arch=arch, adv_weight=0.0, model=model)
+        trained = gan_core.train_denoiser(cfg, data, out=tmp_path / f"{arch}.safetensors")
+        loaded = gan_core.load(tmp_path / f"{arch}.safetensors")
+        assert loaded.arch == arch and set(loaded.modules) == {"G", "G_ema"}
+        assert loaded.module.image_channels == 3
+        noisy = torch.rand(1, 20, 20, 3)
+        torch.testing.assert_close(loaded.denoise(noisy, sigma=25), trained.denoise(noisy, sigma=25))
+        with pytest.raises(ValueError, match="adv_weight 0"):
+            gan_core.train_denoiser(config(steps=1, arch=arch, model=model), data)
+
+
 def test_training_inside_inference_mode(tmp_path):
     """ComfyUI runs nodes under torch.inference_mode(); training and resuming still work."""
     path = tmp_path / "im.safetensors"

@@ -12,10 +12,13 @@ REPO = Path(__file__).resolve().parents[1]
 WORKFLOWS = sorted((REPO / "example_workflows").glob("*.json"))
 
 # Inputs of the core ComfyUI nodes our examples use, as defined by ComfyUI 0.3.64
-# (nodes.py SaveImage/PreviewImage, comfy_extras/nodes_train.py LossGraphNode).
+# (nodes.py SaveImage/PreviewImage/LoadImage/ImageBatch, comfy_extras/nodes_train.py LossGraphNode).
 CORE_NODES = {
     "SaveImage": ({"required": {"images": ("IMAGE",), "filename_prefix": ("STRING", {"default": "ComfyUI"})}}, ()),
     "PreviewImage": ({"required": {"images": ("IMAGE",)}}, ()),
+    # LoadImage's combo lists ComfyUI's input folder, which ships example.png.
+    "LoadImage": ({"required": {"image": (["example.png"], {"image_upload": True})}}, ("IMAGE", "MASK")),
+    "ImageBatch": ({"required": {"image1": ("IMAGE",), "image2": ("IMAGE",)}}, ("IMAGE",)),
     "LossGraphNode": ({"required": {"loss": ("LOSS_MAP", {"default": {}}),
                                     "filename_prefix": ("STRING", {"default": "loss_graph"})}}, ()),
 }

@@ -327,6 +327,11 @@ def _apply_once(fn: Callable[[Tensor], Tensor], x: Tensor, tile: int | None,
     out: Tensor | None = None
     wys = [v.to(device=x.device, dtype=x.dtype) for v in wys]
     wxs = [v.to(device=x.device, dtype=x.dtype) for v in wxs]
+    # Tiles keep x's memory format: an IMAGE permuted to NCHW is channels_last in memory, and
+    # the untiled call runs the network channels_last on it (1.2-1.5x faster on CPU than NCHW,
+    # measured in benchmarks/stylize.py); a plain .contiguous() would run every tile as NCHW.
+    cl = x.shape[1] > 1 and x.is_contiguous(memory_format=torch.channels_last)
+    fmt = torch.channels_last if cl else torch.contiguous_format
     done = 0
     for sy, wy in zip(ys, wys):
         band = _take(x, -2, sy, th)  # a view unless the tile reads past the bottom
@@ -334,7 +339,7 @@ def _apply_once(fn: Callable[[Tensor], Tensor], x: Tensor, tile: int | None,
         for sx, wx in zip(xs, wxs):
             if check_stop is not None:
                 check_stop()
-            piece = _take(band, -1, sx, tw).contiguous()
+            piece = _take(band, -1, sx, tw).contiguous(memory_format=fmt)
             y = _check_out(fn(piece), piece, scale)
             if out is None:
                 out = torch.zeros((b, y.shape[1], h * scale, w * scale),

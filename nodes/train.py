@@ -2,14 +2,10 @@
 last preview grid out. The loop itself is gan_core.train."""
 from __future__ import annotations
 
-import hashlib
-import os
-
 
 from .. import gan_core
 from . import bridge
-
-NONE = "none"
+from .training_common import NONE, files_changed_key, load_resume, run_training
 AUGMENT_CHOICES = ["none", "translation", "color,translation", "color,translation,cutout"]
 
 
@@ -101,22 +97,12 @@ class GANAtelierTrain:
     @classmethod
     def IS_CHANGED(cls, folder: str = "", resume: str = NONE, **kwargs):
         """Re-run when the dataset folder or the resume file changes on disk."""
-        h = hashlib.sha256()
-        try:
-            if folder and folder.strip():
-                for p in gan_core.list_image_files(bridge.input_subfolder(folder.strip())):
-                    st = p.stat()
-                    h.update(f"{p}|{st.st_size}|{st.st_mtime_ns}".encode())
-            if resume and resume != NONE:
-                h.update(str(os.stat(bridge.model_path(resume)).st_mtime_ns).encode())
-        except (OSError, ValueError, RuntimeError) as exc:
-            h.update(str(exc).encode())  # validation reports it properly
-        return h.hexdigest()
+        return files_changed_key(folder, resume)
 
     def train(self, arch, builtin_dataset, resolution, width, steps, batch_size, learning_rate, loss,
               augmentation, r1_gamma, seed, preview_every, checkpoint_every, filename_prefix,
               images=None, folder="", resume=NONE, fit="crop", flip=True):
-        resume_model = gan_core.load(bridge.model_path(resume)) if resume != NONE else None
+        resume_model = load_resume(resume)
         size = resume_model.image_size if resume_model else resolution
         config = gan_core.TrainConfig(
             arch=arch, size=size, steps=steps, batch=batch_size, lr_g=learning_rate,
@@ -126,18 +112,10 @@ class GANAtelierTrain:
             model={"ngf": width, "ndf": width} if arch == "dcgan" else {},
         ).validate()
         dataset = _dataset(images, folder or "", builtin_dataset, size, seed, fit, flip)
-        out = bridge.reserve_model_file(filename_prefix)
-        progress = bridge.Progress(steps)
-        callbacks = gan_core.TrainCallbacks(
-            on_step=lambda step, losses: progress.update(step),
-            on_preview=lambda step, grid: progress.update(step, grid),
-            check_stop=bridge.check_interrupt,
-        )
-        try:
-            model = gan_core.train(config, dataset, out=out, resume=resume_model, callbacks=callbacks)
-        finally:
-            gan_core.release_if_empty(out)
-            bridge.soft_empty_cache()
+        model, _ = run_training(
+            lambda out, callbacks: gan_core.train(config, dataset, out=out, resume=resume_model,
+                                                  callbacks=callbacks),
+            filename_prefix, steps)
         history = model.resume.history
         loss_map = {"loss": list(history["loss_g"]), "loss_d": list(history["loss_d"]),
                     "loss_g": list(history["loss_g"])}

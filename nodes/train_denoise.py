@@ -3,13 +3,10 @@ its losses and the last (noisy | denoised | clean) preview out. The loop itself 
 gan_core.train_denoiser."""
 from __future__ import annotations
 
-import hashlib
-import os
-
 from .. import gan_core
 from . import bridge
+from .training_common import NONE, files_changed_key, load_resume, run_training
 
-NONE = "none"
 # User images and folders are fitted to this many times the crop size and cropped randomly,
 # so the model sees the noise and detail at (nearly) their own scale instead of shrunk.
 CROP_CONTEXT = 2
@@ -109,23 +106,13 @@ class GANAtelierTrainDenoiser:
     @classmethod
     def IS_CHANGED(cls, folder: str = "", resume: str = NONE, **kwargs):
         """Re-run when the dataset folder or the resume file changes on disk."""
-        h = hashlib.sha256()
-        try:
-            if folder and folder.strip():
-                for p in gan_core.list_image_files(bridge.input_subfolder(folder.strip())):
-                    st = p.stat()
-                    h.update(f"{p}|{st.st_size}|{st.st_mtime_ns}".encode())
-            if resume and resume != NONE:
-                h.update(str(os.stat(bridge.model_path(resume)).st_mtime_ns).encode())
-        except (OSError, ValueError, RuntimeError) as exc:
-            h.update(str(exc).encode())  # validation reports it properly
-        return h.hexdigest()
+        return files_changed_key(folder, resume)
 
     def train(self, noise, builtin_dataset, resolution, width, steps, batch_size,
               adversarial_weight, learning_rate, loss, seed, preview_every, checkpoint_every,
               filename_prefix, images=None, folder="", resume=NONE, noise_level_input=False,
               fit="crop"):
-        resume_model = gan_core.load(bridge.model_path(resume)) if resume != NONE else None
+        resume_model = load_resume(resume)
         saved = resume_model.resume.train_config if resume_model and resume_model.resume else {}
         size = int(saved.get("size", resolution))
         config = gan_core.DenoiseTrainConfig(
@@ -135,26 +122,11 @@ class GANAtelierTrainDenoiser:
             model={"width": width, "noise_level_input": bool(noise_level_input)},
         ).validate()
         dataset = _dataset(images, folder or "", builtin_dataset, size, seed, fit)
-        out = bridge.reserve_model_file(filename_prefix)
-        progress = bridge.Progress(steps)
-        last = {}
-
-        def on_preview(step, grid):
-            last["grid"] = grid
-            progress.update(step, grid)
-
-        callbacks = gan_core.TrainCallbacks(
-            on_step=lambda step, losses: progress.update(step),
-            on_preview=on_preview,
-            check_stop=bridge.check_interrupt,
-        )
-        try:
-            model = gan_core.train_denoiser(config, dataset, out=out, resume=resume_model,
-                                            callbacks=callbacks)
-        finally:
-            gan_core.release_if_empty(out)
-            bridge.soft_empty_cache()
+        model, grid = run_training(
+            lambda out, callbacks: gan_core.train_denoiser(config, dataset, out=out,
+                                                           resume=resume_model, callbacks=callbacks),
+            filename_prefix, steps)
         history = model.resume.history
         loss_map = {"loss": list(history["loss_rec"])}
         loss_map.update({k: list(v) for k, v in history.items()})
-        return (model, loss_map, last["grid"])
+        return (model, loss_map, grid)

@@ -12,8 +12,21 @@ from .augment import parse_policy
 from .losses import LOSSES, RECON_LOSSES
 
 
+class _PlainData:
+    """Round trip through the checkpoint's resume metadata (JSON); fields a newer version
+    added are ignored when an older file is read back."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]):
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
 @dataclass
-class TrainConfig:
+class TrainConfig(_PlainData):
     arch: str = "dcgan"
     size: int = 64
     channels: int | None = None  # None: the arch's default (1 for mlp, 3 otherwise)
@@ -59,17 +72,10 @@ class TrainConfig:
         parse_policy(self.augment)
         return self
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 @dataclass
-class DenoiseTrainConfig:
+class DenoiseTrainConfig(_PlainData):
     """Options of the denoiser trainer (gan_core.train_denoiser): clean crops degraded on the
     fly by `noise`, a reconstruction loss plus `adv_weight` times a PatchGAN adversarial loss
     (0: plain regression, the discriminator is not trained)."""
@@ -122,10 +128,3 @@ class DenoiseTrainConfig:
         parse_recipe(self.noise)
         return self
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "DenoiseTrainConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})

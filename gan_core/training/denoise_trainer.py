@@ -21,6 +21,7 @@ import time
 from dataclasses import replace
 
 import torch
+from torch import nn
 
 from ..data import ImageDataset
 from ..degrade import degrade_nchw, parse_recipe
@@ -238,23 +239,8 @@ class DenoiseTrainer(TrainLoop):
             m.train()  # GANModel() puts modules in eval mode
         return model
 
-    # ------------------------------------------------------------------ the loop
-    def _use_layout(self, fmt: torch.memory_format) -> None:
-        for m in (*self.trained.values(), self.ema.module):
-            m.to(memory_format=fmt)
-
-    def run(self) -> GANModel:
-        self._use_layout(self.memory_format)  # again, if an earlier run() handed them back
-        for m in self.trained.values():
-            m.train()
-        self.run_steps()
-        # Hand the modules back in the default layout: the model then denoises exactly as the
-        # file it was saved to does when loaded.
-        self._use_layout(torch.contiguous_format)
-        result = self.model()
-        for m in result.modules.values():
-            m.eval()
-        return result
+    def trained_modules(self) -> list[nn.Module]:
+        return list(self.trained.values())
 
 
 def train_denoiser(config: DenoiseTrainConfig, dataset: ImageDataset,

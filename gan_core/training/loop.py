@@ -98,6 +98,8 @@ class TrainLoop:
     step_count: int
     saved_step: int
     last_preview: torch.Tensor | None
+    memory_format: torch.memory_format
+    ema: nn.Module  # torch.optim.swa_utils.AveragedModel of the generator
 
     def _finite(self, losses: dict[str, float]) -> None:
         if not all(math.isfinite(v) for v in losses.values()):
@@ -144,7 +146,28 @@ class TrainLoop:
             if self.last_preview is None or cfg.preview_every == 0 or self.step_count % cfg.preview_every:
                 self._emit_preview()
 
+    def _use_layout(self, fmt: torch.memory_format) -> None:
+        for m in (*self.trained_modules(), self.ema.module):
+            m.to(memory_format=fmt)
+
+    def run(self) -> GANModel:
+        self._use_layout(self.memory_format)  # again, if an earlier run() handed them back
+        for m in self.trained_modules():
+            m.train()
+        self.run_steps()
+        # Hand the modules back in the default layout: the model then behaves exactly as the
+        # file it was saved to does when loaded.
+        self._use_layout(torch.contiguous_format)
+        result = self.model()
+        for m in result.modules.values():
+            m.eval()
+        return result
+
     # subclasses provide these
+    def trained_modules(self) -> list[nn.Module]:
+        """The networks with optimisers (the EMA copy is handled here)."""
+        raise NotImplementedError
+
     def step(self) -> dict[str, float]:
         raise NotImplementedError
 

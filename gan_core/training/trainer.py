@@ -113,10 +113,8 @@ class Trainer(TrainLoop):
     def _match_moment_layouts(self) -> None:
         match_moment_layouts((self.opt_g, self.opt_d))
 
-    def _use_layout(self, fmt: torch.memory_format) -> None:
-        if self.channels_last:
-            for m in (self.G, self.D, self.ema.module):
-                m.to(memory_format=fmt)
+    def trained_modules(self) -> list[nn.Module]:
+        return [self.G, self.D]
 
     # ------------------------------------------------------------------ one iteration
     def _autocast(self):
@@ -210,20 +208,6 @@ class Trainer(TrainLoop):
                          source=self.out)
         self.G.train(), self.D.train()  # GANModel() puts modules in eval mode
         return model
-
-    # ------------------------------------------------------------------ the loop
-    def run(self) -> GANModel:
-        self._use_layout(self.memory_format)  # again, if an earlier run() handed the modules back
-        self.G.train(), self.D.train()
-        self.run_steps()
-        # Hand the modules back in the default layout: the model then generates exactly as the
-        # file it was saved to does when loaded.
-        self._use_layout(torch.contiguous_format)
-        result = self.model()
-        for m in result.modules.values():
-            m.eval()
-        return result
-
 
 def train(config: TrainConfig, dataset: ImageDataset, out: str | os.PathLike | None = None,
           resume: GANModel | None = None, callbacks: TrainCallbacks | None = None) -> GANModel:

@@ -4,18 +4,19 @@ This module's namespace is the public API. The ComfyUI nodes and the CLI use not
 so everything a client needs is exported here.
 """
 from .checkpoint import load, save
-from .data import (BUILTIN_DATASETS, BUILTIN_PREFIX, FIT_MODES, ImageDataset, from_images,
-                   list_image_files, make_builtin, open_dataset, read_image)
+from .data import (BUILTIN_DATASETS, BUILTIN_PREFIX, FIT_MODES, CropSource, ImageDataset,
+                   crops_from_images, from_images, list_image_files, make_builtin,
+                   open_crop_source, open_dataset, read_image)
 from .degrade import NOISE_KINDS, Recipe, degrade, degrade_nchw, parse_recipe
 from .device import resolve_device
 from .errors import CheckpointError, DatasetError, GanAtelierError, NonFiniteLossError
 from .images import check_image_batch, make_grid, save_image, tensor_to_pil
-from .model import GANModel
+from .model import DIRECTIONS, GANModel
 from .models import list_archs
 from .paths import UnsafePathError, release_if_empty, reserve_numbered, safe_join
 from .seeds import MAX_SEED, parse_seeds
-from .training import (AUGMENTATIONS, LOSSES, RECON_LOSSES, DenoiseTrainConfig, TrainCallbacks,
-                       TrainConfig, train, train_denoiser)
+from .training import (AUGMENTATIONS, LOSSES, RECON_LOSSES, DenoiseTrainConfig, StyleTrainConfig,
+                       TrainCallbacks, TrainConfig, train, train_denoiser, train_style)
 from .version import __version__
 
 __all__ = [
@@ -26,4 +27,6 @@ __all__ = [
     "from_images", "list_archs", "list_image_files", "load", "make_builtin", "make_grid", "open_dataset", "parse_recipe", "read_image",
     "parse_seeds", "release_if_empty", "reserve_numbered", "resolve_device", "safe_join", "save",
     "save_image", "tensor_to_pil", "train",
+    "CropSource", "DIRECTIONS", "StyleTrainConfig", "crops_from_images", "open_crop_source",
+    "train_style",
 ]

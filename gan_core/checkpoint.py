@@ -1,8 +1,9 @@
 """Our `.safetensors` checkpoint format, atomic writes, and recognition of model files.
 
-Layout: tensors are the parts' state_dicts prefixed by role (`G.`, `G_ema.`, `D.`), plus for
-resumable files the optimiser moments (`opt.<name>.<param index>.<key>`), the trainer's RNG
-state (`rng.torch`) and the loss history (`history.<loss>`). String metadata carries the
+Layout: tensors are the parts' state_dicts prefixed by role (`G.`, `G_ema.`, `D.`; a CycleGAN
+also `G_BA.` and `D_A.`), plus for resumable files the optimiser moments
+(`opt.<name>.<param index>.<key>`), the trainer's RNG state (`rng.torch`), the loss history
+(`history.<loss>`) and any other trainer state (`buffer.<name>`, e.g. CycleGAN's image pools). String metadata carries the
 format tag and version, arch, task, the constructor config as JSON, a training summary and the
 gan_core version, so a model is rebuilt from the registry with no code from the file.
 """
@@ -26,7 +27,8 @@ from .version import __version__
 
 FORMAT_TAG = "gan_atelier"
 FORMAT_VERSION = 1
-_ROLES = ("G", "G_ema", "D")
+# role -> which part of the arch's builder makes its module
+_ROLES = {"G": "G", "G_ema": "G", "D": "D", "G_BA": "G", "D_A": "D"}
 
 
 # --------------------------------------------------------------------------- writing
@@ -82,8 +84,12 @@ def save(model: GANModel, path: str | os.PathLike, include_resume: bool = True) 
     """Write `model` in our format, atomically. `include_resume=False` writes a smaller
     inference-only file (generator weights and metadata)."""
     tensors: dict[str, torch.Tensor] = {}
+    # Inference-only files keep what samples: the EMA generator when there is one, else the
+    # generators (both directions of a CycleGAN).
+    keep = ({"G_ema"} if "G_ema" in model.modules else
+            {r for r in model.modules if _ROLES.get(r) == "G"})
     for role, module in model.modules.items():
-        if not include_resume and role != "G_ema" and "G_ema" in model.modules:
+        if not include_resume and role not in keep:
             continue
         tensors.update(_state_tensors(role, module.state_dict()))
     metadata = {
@@ -104,6 +110,8 @@ def save(model: GANModel, path: str | os.PathLike, include_resume: bool = True) 
         tensors["rng.torch"] = r.rng_state.detach().cpu().clone()
         for key, values in r.history.items():
             tensors[f"history.{key}"] = torch.tensor(values, dtype=torch.float64)
+        for key, value in r.buffers.items():
+            tensors[f"buffer.{key}"] = value.detach().cpu().contiguous().clone()
         metadata["resume"] = json.dumps({
             "step": r.step,
             "ema_count": r.ema_count,
@@ -197,7 +205,11 @@ def _load_ours(path: Path, meta: dict[str, str], tensors: dict[str, torch.Tensor
         raise CheckpointError(f"model file {path.name!r} holds no generator weights (G. or G_ema.)")
     modules: dict[str, torch.nn.Module] = {}
     for role, state in parts.items():
-        template = spec.build(config)["D" if role == "D" else "G"]
+        built = spec.build(config)
+        if _ROLES[role] not in built:
+            raise CheckpointError(f"model file {path.name!r} holds {role} weights, which a "
+                                  f"{arch} model does not have")
+        template = built[_ROLES[role]]
         load_state_strict(template, state, f"{role} in {path.name!r}")
         modules[role] = template
     training = _meta_json(meta, "training", path, default={})
@@ -218,9 +230,10 @@ def _read_resume(path: Path, info: dict[str, Any], tensors: dict[str, torch.Tens
                 state.setdefault(int(idx), {})[field] = value
         optimizers[name] = {"state": state, "param_groups": groups}
     history = {k[len("history."):]: v.tolist() for k, v in tensors.items() if k.startswith("history.")}
+    buffers = {k[len("buffer."):]: v for k, v in tensors.items() if k.startswith("buffer.")}
     return ResumeState(step=int(info["step"]), optimizers=optimizers, rng_state=tensors["rng.torch"],
                        ema_count=int(info.get("ema_count", 0)), history=history,
-                       train_config=info.get("train_config", {}))
+                       train_config=info.get("train_config", {}), buffers=buffers)
 
 
 def load(path: str | os.PathLike) -> GANModel:

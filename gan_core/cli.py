@@ -1,4 +1,5 @@
-"""The command line: `python -m gan_core {datasets,train,train-denoise,generate,stylize,denoise,info}`.
+"""The command line: `python -m gan_core {datasets,train,train-denoise,train-style,generate,stylize,
+denoise,info}`.
 
 It uses only the public API (`import gan_core`), like any other client.
 """
@@ -145,36 +146,31 @@ def _grid_path(args: argparse.Namespace) -> Path:
     return Path(args.preview) if args.preview else Path(args.out).with_suffix(".png")
 
 
-def cmd_train(args: argparse.Namespace) -> int:
+def _train_with_progress(args: argparse.Namespace, run, total: int, start: int, desc: str,
+                         header: str, names: dict[str, str | None] | None = None) -> int:
+    """Run `run(callbacks)` with a tqdm bar showing the losses (renamed by `names`; None hides
+    one), preview grids written next to --out, and Ctrl-C handling: the first one stops after
+    the current step and saves, a second one at once. Returns the exit code."""
     from tqdm import tqdm
 
-    resume = gan_core.load(args.resume) if args.resume else None
-    cfg = _train_config(args, resume)
-    arch, size = cfg.arch, cfg.size
-    channels = resume.config.channels if resume else (args.channels or (1 if arch == "mlp" else 3))
-    spec, count = _data_spec(args, resume)
-    data = gan_core.open_dataset(spec, size, channels=channels, fit=args.fit,
-                                 flip=not args.no_flip, seed=cfg.seed, count=count)
     grid_path = _grid_path(args)
-    start = resume.resume.step if resume else 0
-    bar = tqdm(total=cfg.steps, initial=start, desc=f"train {arch} {size}px", unit="step",
-               dynamic_ncols=True)
+    names = names or {}
+    print(header, file=sys.stderr)
+    bar = tqdm(total=total, initial=start, desc=desc, unit="step", dynamic_ncols=True)
 
     def on_step(step: int, losses: dict[str, float]) -> None:
         bar.update(1)
-        bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()}, refresh=False)
+        bar.set_postfix({names.get(k, k): f"{v:.2f}" if k == "psnr" else f"{v:.3f}"
+                         for k, v in losses.items() if names.get(k, k)}, refresh=False)
 
+    stop = _StopOnCtrlC()
     callbacks = gan_core.TrainCallbacks(
-        on_step=on_step,
+        on_step=on_step, check_stop=stop.requested,
         on_preview=lambda step, grid: gan_core.save_image(grid, grid_path),
     )
-    print(f"data: {data.name} ({len(data)} images, {size}px); device: "
-          f"{gan_core.resolve_device(args.device)}; threads: {torch.get_num_threads()}", file=sys.stderr)
-    stop = _StopOnCtrlC()
-    callbacks.check_stop = stop.requested
     try:
         with stop:
-            model = gan_core.train(cfg, data, out=args.out, resume=resume, callbacks=callbacks)
+            model = run(callbacks)
     except KeyboardInterrupt:
         stop.pressed = True  # a second Ctrl-C mid-step: the trainer saved what it had
     finally:
@@ -185,9 +181,24 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 130
     losses = model.training.get("final_losses", {})
     print(f"saved {args.out} after {model.training['steps']} steps "
-          f"({model.training['seconds']} s); sample grid {grid_path}; final losses "
-          + ", ".join(f"{k}={v:.3f}" for k, v in losses.items()))
+          f"({model.training['seconds']} s); preview {grid_path}; final losses "
+          + ", ".join(f"{k}={v:.3f}" for k, v in losses.items() if names.get(k, k)))
     return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    resume = gan_core.load(args.resume) if args.resume else None
+    cfg = _train_config(args, resume)
+    arch, size = cfg.arch, cfg.size
+    channels = resume.config.channels if resume else (args.channels or (1 if arch == "mlp" else 3))
+    spec, count = _data_spec(args, resume)
+    data = gan_core.open_dataset(spec, size, channels=channels, fit=args.fit,
+                                 flip=not args.no_flip, seed=cfg.seed, count=count)
+    return _train_with_progress(
+        args, lambda cb: gan_core.train(cfg, data, out=args.out, resume=resume, callbacks=cb),
+        cfg.steps, resume.resume.step if resume else 0, f"train {arch} {size}px",
+        f"data: {data.name} ({len(data)} images, {size}px); device: "
+        f"{gan_core.resolve_device(args.device)}; threads: {torch.get_num_threads()}")
 
 
 # `train-denoise` defaults: the README's default denoiser, trained in a few CPU minutes on
@@ -274,8 +285,6 @@ def _denoise_config(args: argparse.Namespace,
 
 
 def cmd_train_denoise(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     resume = gan_core.load(args.resume) if args.resume else None
     cfg = _denoise_config(args, resume)
     if args.data is None and resume is None:
@@ -283,42 +292,129 @@ def cmd_train_denoise(args: argparse.Namespace) -> int:
     spec, count = _data_spec(args, resume)
     data = gan_core.open_dataset(spec, cfg.size, channels=cfg.channels or 3, fit=args.fit,
                                  seed=cfg.seed, count=count)
-    grid_path = _grid_path(args)
-    start = resume.resume.step if resume else 0
-    bar = tqdm(total=cfg.steps, initial=start, desc=f"train-denoise {cfg.arch} {cfg.size}px",
-               unit="step", dynamic_ncols=True)
-    names = {"loss_rec": "rec", "psnr": "psnr", "loss_d": "d", "loss_adv": "adv"}
+    return _train_with_progress(
+        args, lambda cb: gan_core.train_denoiser(cfg, data, out=args.out, resume=resume,
+                                                 callbacks=cb),
+        cfg.steps, resume.resume.step if resume else 0,
+        f"train-denoise {cfg.arch} {cfg.size}px",
+        f"data: {data.name} ({len(data)} images, {data.size}px); noise: {cfg.noise}; device: "
+        f"{gan_core.resolve_device(args.device)}; threads: {torch.get_num_threads()}",
+        names={"loss_rec": "rec", "psnr": "psnr", "loss_d": "d", "loss_adv": "adv"})
 
-    def on_step(step: int, losses: dict[str, float]) -> None:
-        bar.update(1)
-        bar.set_postfix({names.get(k, k): f"{v:.3f}" if k != "psnr" else f"{v:.2f}"
-                         for k, v in losses.items()}, refresh=False)
 
-    stop = _StopOnCtrlC()
-    callbacks = gan_core.TrainCallbacks(
-        on_step=on_step, check_stop=stop.requested,
-        on_preview=lambda step, grid: gan_core.save_image(grid, grid_path),
-    )
-    print(f"data: {data.name} ({len(data)} images, {data.size}px); noise: {cfg.noise}; device: "
-          f"{gan_core.resolve_device(args.device)}; threads: {torch.get_num_threads()}",
-          file=sys.stderr)
-    try:
-        with stop:
-            model = gan_core.train_denoiser(cfg, data, out=args.out, resume=resume,
-                                            callbacks=callbacks)
-    except KeyboardInterrupt:
-        stop.pressed = True  # a second Ctrl-C mid-step: the trainer saved what it had
-    finally:
-        bar.close()
-    if stop.pressed:
-        print(f"\ninterrupted; {args.out} holds the last completed step. "
-              f"Continue with --resume {args.out}", file=sys.stderr)
-        return 130
-    losses = model.training.get("final_losses", {})
-    print(f"saved {args.out} after {model.training['steps']} steps "
-          f"({model.training['seconds']} s); preview {grid_path}; final "
-          + ", ".join(f"{k}={v:.3f}" for k, v in losses.items()))
-    return 0
+# `train-style` defaults: a CPU demo that needs no files. Content: procedural pictures; style:
+# one procedural brush-stroke painting, cut into crops (single-painting mode). The network is
+# the original's 6-block ResNet CycleGAN slimmed to ngf 16 / ndf 32 and trained at 96 px so
+# that a few hundred steps fit in minutes on a laptop CPU (measured in README).
+STYLE_DEFAULTS = {"content": "builtin:blobs", "style": "builtin:painting", "size": 96,
+                  "steps": 600, "batch": 1, "ngf": 16, "ndf": 32, "blocks": 6,
+                  "preview_every": 50, "checkpoint_every": 100, "seed": 0}
+STYLE_OUT = "gan_atelier_out/cyclegan_style.safetensors"
+
+
+def _add_train_style_args(p: argparse.ArgumentParser) -> None:
+    d, c = STYLE_DEFAULTS, gan_core.StyleTrainConfig()
+    p.add_argument("--content", default=None,
+                   help=f"content pictures (domain A): builtin:NAME, a folder or an image file "
+                        f"(default: {d['content']})")
+    p.add_argument("--style", default=None,
+                   help=f"style pictures (domain B): a folder, one painting (an image file) or "
+                        f"builtin:NAME (default: {d['style']})")
+    p.add_argument("--size", type=int, default=None, help=f"crop size in px, a multiple of 4 "
+                                                          f"(default: {d['size']})")
+    p.add_argument("--steps", type=int, default=d["steps"], help="total steps (default: %(default)s)")
+    p.add_argument("--batch", type=int, default=None, help=f"default: {d['batch']}")
+    p.add_argument("--seed", type=int, default=None, help="default: 0")
+    p.add_argument("--out", default=STYLE_OUT, help="checkpoint file (default: %(default)s)")
+    p.add_argument("--resume", default=None,
+                   help="continue training from this checkpoint, with its options unless given")
+    p.add_argument("--ngf", type=int, default=None, help=f"generator width (default: {d['ngf']}; "
+                                                         "the public models use 64)")
+    p.add_argument("--ndf", type=int, default=None, help=f"discriminator width (default: {d['ndf']})")
+    p.add_argument("--blocks", type=int, default=None,
+                   help=f"residual blocks (default: {d['blocks']}; 9 for 256 px training)")
+    p.add_argument("--lr", type=float, default=None, help=f"Adam learning rate (default: {c.lr})")
+    p.add_argument("--cycle-weight", type=float, default=None,
+                   help=f"weight of the cycle-consistency loss (default: {c.cycle_weight})")
+    p.add_argument("--identity-weight", type=float, default=None,
+                   help=f"identity loss weight, times the cycle weight (default: {c.identity_weight})")
+    p.add_argument("--pool", type=int, default=None, help=f"image pool size (default: {c.pool_size})")
+    p.add_argument("--augment", default=None,
+                   help=f"DiffAugment policy for the discriminators, e.g. color,translation "
+                        f"(default: none)")
+    p.add_argument("--content-count", type=int, default=64,
+                   help="pictures drawn from a builtin content dataset (default: %(default)s)")
+    p.add_argument("--style-count", type=int, default=1,
+                   help="paintings drawn from a builtin style dataset (default: %(default)s)")
+    p.add_argument("--max-side", type=int, default=1024,
+                   help="pictures larger than this are downscaled before cropping "
+                        "(default: %(default)s)")
+    p.add_argument("--preview-every", type=int, default=None,
+                   help=f"steps between preview grids (0: end only; default: {d['preview_every']})")
+    p.add_argument("--checkpoint-every", type=int, default=None,
+                   help=f"steps between checkpoints (0: end only; default: {d['checkpoint_every']})")
+    p.add_argument("--preview", default=None,
+                   help="(content | stylized) grid PNG (default: next to --out)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
+
+
+def _style_config(args: argparse.Namespace,
+                  resume: gan_core.GANModel | None) -> gan_core.StyleTrainConfig:
+    saved = resume.resume.train_config if resume is not None and resume.resume is not None else {}
+    base = gan_core.StyleTrainConfig.from_dict(saved) if saved else gan_core.StyleTrainConfig()
+    d = STYLE_DEFAULTS
+
+    def pick(flag: str, field: str, default):
+        value = getattr(args, flag)
+        if value is not None:
+            return value
+        return getattr(base, field) if saved else default
+
+    model = dict(base.model) if saved else {
+        "ngf": args.ngf or d["ngf"], "ndf": args.ndf or d["ndf"],
+        "n_blocks": args.blocks if args.blocks is not None else d["blocks"]}
+    return dataclasses.replace(
+        base, size=pick("size", "size", d["size"]), steps=args.steps, model=model,
+        batch=pick("batch", "batch", d["batch"]), lr=pick("lr", "lr", base.lr),
+        cycle_weight=pick("cycle_weight", "cycle_weight", base.cycle_weight),
+        identity_weight=pick("identity_weight", "identity_weight", base.identity_weight),
+        pool_size=pick("pool", "pool_size", base.pool_size),
+        augment=pick("augment", "augment", base.augment), seed=pick("seed", "seed", d["seed"]),
+        preview_every=pick("preview_every", "preview_every", d["preview_every"]),
+        checkpoint_every=pick("checkpoint_every", "checkpoint_every", d["checkpoint_every"]),
+        device=args.device,
+    ).validate()
+
+
+def _style_source(args: argparse.Namespace, side: str, resume: gan_core.GANModel | None):
+    """--content / --style as a CropSource, defaulting to the resumed run's built-in set."""
+    spec = getattr(args, side)
+    if spec is None and resume is not None:
+        spec = str(resume.training.get(side, ""))
+        if not spec.startswith(gan_core.BUILTIN_PREFIX):
+            raise ValueError(f"--{side} is needed to resume this run: it was trained on "
+                             f"{spec!r}, not a built-in set")
+    spec = spec or STYLE_DEFAULTS[side]
+    count = args.content_count if side == "content" else args.style_count
+    return gan_core.open_crop_source(spec, max_side=args.max_side, count=count,
+                                     what=f"--{side}")
+
+
+def cmd_train_style(args: argparse.Namespace) -> int:
+    resume = gan_core.load(args.resume) if args.resume else None
+    cfg = _style_config(args, resume)
+    content, style = _style_source(args, "content", resume), _style_source(args, "style", resume)
+    return _train_with_progress(
+        args, lambda cb: gan_core.train_style(cfg, content, style, out=args.out, resume=resume,
+                                              callbacks=cb),
+        cfg.steps, resume.resume.step if resume else 0, f"train-style {cfg.size}px",
+        f"content: {content.name} ({len(content)} pictures); style: {style.name} "
+        f"({len(style)} pictures, crops at {style.scale[0]:.2f}-{style.scale[1]:.2f} of the "
+        f"short side); device: {gan_core.resolve_device(args.device)}; threads: "
+        f"{torch.get_num_threads()}",
+        names={"loss_g": "g", "loss_adv": "adv", "loss_cycle": "cyc", "loss_idt": "idt",
+               "loss_d": "d", "lr": None})
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -373,7 +469,7 @@ def _image_to_image(args: argparse.Namespace, task: str, verb: str, apply) -> in
 
 def cmd_stylize(args: argparse.Namespace) -> int:
     return _image_to_image(args, "style", "stylize", lambda m, img: m.stylize(
-        img, strength=args.strength, tile=args.tile))
+        img, strength=args.strength, tile=args.tile, direction=args.direction))
 
 
 def cmd_denoise(args: argparse.Namespace) -> int:
@@ -404,6 +500,10 @@ def build_parser() -> argparse.ArgumentParser:
                                              "noise (default: unet_denoiser, CPU-sized)")
     _add_train_denoise_args(p)
     p.set_defaults(func=cmd_train_denoise)
+    p = sub.add_parser("train-style", help="train a CycleGAN style from paintings or one "
+                                           "painting (default: built-in painting, CPU-sized)")
+    _add_train_style_args(p)
+    p.set_defaults(func=cmd_train_style)
     p = sub.add_parser("generate", help="generate images from a checkpoint")
     p.add_argument("model")
     p.add_argument("--seeds", default="0-15", help="e.g. 0-15 or 1,5,9-12 (default: %(default)s)")
@@ -419,6 +519,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder (one PNG per input)")
     p.add_argument("--strength", type=float, default=1.0, help="blend with the input (0..1)")
     p.add_argument("--tile", type=int, default=None, help="tile size in px for large images")
+    p.add_argument("--direction", default="A->B", choices=gan_core.DIRECTIONS,
+                   help="A->B (content -> style, default) or B->A for CycleGANs trained here")
     p.add_argument("--device", default=None)
     p.set_defaults(func=cmd_stylize)
     p = sub.add_parser("denoise", help="denoise images with a DnCNN / DRUNet model")

@@ -30,10 +30,16 @@ class ResumeState:
     ema_count: int  # updates folded into the EMA generator so far
     history: dict[str, list[float]] = field(default_factory=dict)  # loss name -> per-step values
     train_config: dict[str, Any] = field(default_factory=dict)
+    buffers: dict[str, torch.Tensor] = field(default_factory=dict)  # e.g. CycleGAN's image pools
+
+
+DIRECTIONS = ("A->B", "B->A")
 
 
 class GANModel:
-    """A trained or loaded model. `modules` maps roles ("G", "G_ema", "D") to nn.Modules."""
+    """A trained or loaded model. `modules` maps roles to nn.Modules: "G" (the generator; for
+    style models the A->B one), "G_ema" (its moving average), "D" (its discriminator) and, for
+    CycleGANs trained here, "G_BA" (B->A) and "D_A" (the discriminator of domain A)."""
 
     def __init__(self, arch: str, config: Any, modules: dict[str, nn.Module],
                  training: dict[str, Any] | None = None, resume: ResumeState | None = None,
@@ -60,6 +66,12 @@ class GANModel:
     def module(self) -> nn.Module:
         """The network to sample from: the EMA generator when there is one."""
         return self.modules.get("G_ema") or self.modules["G"]
+
+    @property
+    def directions(self) -> tuple[str, ...]:
+        """What stylize(direction=...) accepts: "A->B", plus "B->A" for files with both
+        generators (CycleGANs trained here)."""
+        return DIRECTIONS if "G_BA" in self.modules else DIRECTIONS[:1]
 
     @property
     def image_size(self) -> int:
@@ -106,7 +118,7 @@ class GANModel:
         return torch.cat(out)
 
     def stylize(self, images: torch.Tensor, strength: float = 1.0,
-                tile: int | None = None) -> torch.Tensor:
+                tile: int | None = None, direction: str = "A->B") -> torch.Tensor:
         """Apply a style network to an IMAGE batch [B,H,W,C] (C 1/3/4, [0,1]); same shape out.
 
         Any size works: each image is reflect-padded to what the network needs (multiples of 4
@@ -118,10 +130,19 @@ class GANModel:
         unrelated pictures in a batch never share statistics. `tile` (px): images larger than
         it are processed in overlapping, blended tiles in bounded memory, with instance-norm
         statistics taken once from the whole (downscaled) image so tiles agree; on CUDA
-        out-of-memory the tile is halved and retried.
+        out-of-memory the tile is halved and retried. `direction` "B->A" runs a CycleGAN's
+        reverse generator (style -> content), when the file has one.
         """
         self._require_task("style")
-        return stylize_images(self, images, strength=strength, tile=tile)
+        if direction not in self.directions:
+            if direction in DIRECTIONS:
+                raise ValueError(
+                    f"direction {direction!r}: this {self.arch} model holds one generator "
+                    f"(A->B) only; B->A needs a CycleGAN trained here (or load the public "
+                    f"file of the other direction, e.g. latest_net_G_B.pth, as its own model)")
+            raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
+        net = self.modules["G_BA"] if direction == "B->A" else self.module
+        return stylize_images(self, images, strength=strength, tile=tile, net=net)
 
     def denoise(self, images: torch.Tensor, strength: float = 1.0, sigma: float | None = None,
                 tile: int | None = None) -> torch.Tensor:

@@ -88,9 +88,10 @@ def _run_tiled(net: nn.Module, x: torch.Tensor, tile: int) -> torch.Tensor:
 
 
 def stylize_images(model: "GANModel", images: torch.Tensor, strength: float = 1.0,
-                   tile: int | None = None) -> torch.Tensor:
-    """See GANModel.stylize."""
-    net = model.module
+                   tile: int | None = None, net: nn.Module | None = None) -> torch.Tensor:
+    """See GANModel.stylize; `net` is which of the model's generators runs (default: its main
+    one)."""
+    net = model.module if net is None else net
     if getattr(net, "io_range", None) not in ("signed", "byte"):
         raise ValueError(f"this {model.arch} model is not an image-to-image network "
                          f"({type(net).__name__}); it cannot stylize")

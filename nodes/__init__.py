@@ -15,6 +15,7 @@ NODES = [
     ("train", "GANAtelierTrain", "Train GAN (GAN Atelier)"),
     ("generate", "GANAtelierGenerate", "Generate (GAN Atelier)"),
     ("style", "GANAtelierStyleTransfer", "Style Transfer (GAN Atelier)"),
+    ("train_style", "GANAtelierTrainStyle", "Train Style (GAN Atelier)"),
     ("noise", "GANAtelierAddNoise", "Add Noise (GAN Atelier)"),
     ("denoise", "GANAtelierDenoise", "Denoise (GAN Atelier)"),
     ("train_denoise", "GANAtelierTrainDenoiser", "Train Denoiser (GAN Atelier)"),

@@ -57,7 +57,7 @@ class GANAtelierTrain:
                                   "round": False, "tooltip": "Adam learning rate of G and D"}),
                 "loss": (list(gan_core.LOSSES), {"default": "bce",
                          "tooltip": "bce: non-saturating logistic loss; hinge: margin loss, "
-                                    "often steadier"}),
+                                    "often steadier; lsgan: least squares"}),
                 "augmentation": (AUGMENT_CHOICES, {"default": "none",
                                  "tooltip": "DiffAugment applied to real and fake images alike; "
                                             "use it when you have fewer than ~1000 images"}),

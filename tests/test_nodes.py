@@ -352,3 +352,82 @@ def test_train_denoiser_node_trains_previews_cancels_and_resumes(env, pack):
     assert loss["loss"][:2] == model.resume.history["loss_rec"]
     with pytest.raises(ValueError, match="gausian"):
         run(pack, "GANAtelierTrainDenoiser", **{**DENOISE_TINY, "noise": "gausian:25"})
+
+
+STYLE_TINY = dict(content_builtin="blobs", style_builtin="painting", resolution=32, width=4,
+                  blocks=1, steps=4, batch_size=1, learning_rate=2e-4, cycle_weight=10.0,
+                  identity_weight=0.5, augmentation="none", seed=0, preview_every=2,
+                  checkpoint_every=2, filename_prefix="tests/style")
+
+
+def test_train_style_node_trains_both_directions_cancels_and_resumes(env, pack):
+    fp, mm, calls = env
+    with torch.inference_mode():  # ComfyUI hands nodes inference tensors
+        painting = torch.rand(1, 90, 70, 3)
+        photos = torch.rand(2, 40, 52, 3)
+    model, loss, preview = run(pack, "GANAtelierTrainStyle", **STYLE_TINY,
+                               content_images=photos, style_images=painting)
+    assert model.task == "style" and model.directions == ("A->B", "B->A")
+    assert model.resume.step == 4 and len(loss["loss"]) == 4 and "loss_cycle" in loss
+    assert "lr" not in loss
+    assert preview.shape == (1, 2 * 34 + 2, 2 * 34 + 2, 3)  # content | stylized, per picture
+    assert model.training["content_pictures"] == 2 and model.training["style"] == "style_images"
+    assert model.config.ngf == 4 and model.config.ndf == 8
+    previews = [p for _, _, p in calls if p is not None]
+    assert previews and calls[-1][0] == calls[-1][1] == 4
+    gan = Path(fp.get_folder_paths("gan")[0], "tests")
+    assert pack.gan_core.load(gan / "style_00001_.safetensors").resume.step == 4
+    for direction in ("A->B", "B->A"):
+        (out,) = run(pack, "GANAtelierStyleTransfer", model=model, images=photos[:1],
+                     strength=1.0, tile=0, direction=direction)
+        assert out.shape == (1, 40, 52, 3)
+
+    # Cancel from the progress hook: a checkpoint at the completed step, then the exception.
+    def cancel_at_two(value, total, preview, node_id=None):
+        if value >= 2:
+            mm.interrupt_current_processing(True)
+        mm.throw_exception_if_processing_interrupted()
+
+    import comfy.utils
+    comfy.utils.set_progress_bar_global_hook(cancel_at_two)
+    with pytest.raises(mm.InterruptProcessingException):
+        run(pack, "GANAtelierTrainStyle", **{**STYLE_TINY, "steps": 50, "preview_every": 1,
+                                             "checkpoint_every": 0})
+    comfy.utils.set_progress_bar_global_hook(None)
+    mm.interrupt_current_processing(False)
+    cancelled = pack.gan_core.load(gan / "style_00002_.safetensors")
+    assert 2 <= cancelled.resume.step < 50 and cancelled.training["style"] == "builtin:painting"
+
+    # Resume on the built-in sets from models/gan continues the same run.
+    resumed, loss, _ = run(pack, "GANAtelierTrainStyle", **{**STYLE_TINY, "steps": 50},
+                           resume="tests/style_00002_.safetensors")
+    assert resumed.resume.step == 50 and len(loss["loss"]) == 50
+    assert loss["loss"][:cancelled.resume.step] == cancelled.resume.history["loss_g"]
+
+
+def test_train_style_node_reads_input_folders_and_refuses_escapes(env, pack):
+    fp, _, _ = env
+    paintings = Path(fp.get_input_directory(), "paintings")
+    paintings.mkdir(parents=True)
+    from PIL import Image
+    Image.new("RGB", (64, 48), (200, 120, 30)).save(paintings / "a.png")
+    Image.new("RGB", (50, 80), (20, 120, 230)).save(paintings / "b.jpg")
+    model, _, _ = run(pack, "GANAtelierTrainStyle", **{**STYLE_TINY, "steps": 1},
+                      style_folder="paintings")
+    assert model.training["style_pictures"] == 2
+    key = pack.NODE_CLASS_MAPPINGS["GANAtelierTrainStyle"].IS_CHANGED(style_folder="paintings")
+    Image.new("RGB", (30, 30)).save(paintings / "c.png")
+    assert pack.NODE_CLASS_MAPPINGS["GANAtelierTrainStyle"].IS_CHANGED(
+        style_folder="paintings") != key
+    for bad in ("../outside", "/etc"):
+        with pytest.raises(ValueError, match="style_folder"):
+            run(pack, "GANAtelierTrainStyle", **{**STYLE_TINY, "steps": 1}, style_folder=bad)
+
+
+def test_style_transfer_node_names_a_missing_direction(env, pack):
+    spec = pack.gan_core.models.get_arch("cyclegan_resnet")
+    cfg = spec.config_cls(ngf=4, n_blocks=1)
+    model = pack.gan_core.GANModel("cyclegan_resnet", cfg, {"G": spec.build(cfg)["G"]})
+    with pytest.raises(ValueError, match="one generator"):
+        run(pack, "GANAtelierStyleTransfer", model=model, images=torch.rand(1, 16, 16, 3),
+            strength=1.0, tile=0, direction="B->A")

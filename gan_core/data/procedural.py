@@ -1,9 +1,9 @@
 """Built-in procedural "art" datasets, so a GAN can be trained with no image files.
 
 Each style is a small generator of abstract pictures (Mondrian grids, op-art rings,
-Rothko-like colour fields, metaball blobs, diagonal stripes).  They exist so that the
-training loop, the UI and the tests can run end to end anywhere, and so that a user
-can see a GAN learn a recognisable visual style in minutes.
+Rothko-like colour fields, metaball blobs, diagonal stripes, a swirling brush-stroke
+painting).  They exist so that the training loop, the UI and the tests can run end to end
+anywhere, and so that a user can see a GAN learn a recognisable visual style in minutes.
 
 Design rules that the rest of the package may rely on:
 
@@ -38,6 +38,7 @@ __all__ = [
     "draw_blobs",
     "draw_colorfields",
     "draw_mondrian",
+    "draw_painting",
     "draw_rings",
     "draw_stripes",
     "make_builtin",
@@ -487,6 +488,83 @@ def draw_stripes(rng: np.random.Generator, height: int, width: int) -> np.ndarra
     return img
 
 
+def _lattice_noise(rng: np.random.Generator, cells: int) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """Value noise on a fixed lattice of ``cells`` per unit of the short side, sampled
+    bilinearly (wrapping) at any point: the brush-bristle texture of :func:`draw_painting`,
+    the same picture at every resolution."""
+    grid = rng.random((cells + 1, cells + 1)).astype(np.float32)
+
+    def sample(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        gx, gy = np.mod((x + 0.5) * cells, cells), np.mod((y + 0.5) * cells, cells)
+        x0, y0 = np.floor(gx).astype(np.int64), np.floor(gy).astype(np.int64)
+        fx, fy = (gx - x0).astype(np.float32), (gy - y0).astype(np.float32)
+        top = grid[y0, x0] * (1 - fx) + grid[y0, x0 + 1] * fx
+        bottom = grid[y0 + 1, x0] * (1 - fx) + grid[y0 + 1, x0 + 1] * fx
+        return top * (1 - fy) + bottom * fy
+
+    return sample
+
+
+def draw_painting(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """A swirling, Van Gogh-like brush-stroke painting: a few soft colour regions from a
+    two-hue palette, textured by bristle noise smeared along a flow field with 1-3 vortices
+    (line-integral convolution), so strokes follow the flow.
+
+    It is the built-in *style* for style training (one canvas is enough): its strokes are a
+    texture that a CycleGAN can learn to paint onto other pictures.
+    """
+    u, v, _ = _centred_grid(height, width)
+    u = np.broadcast_to(u, (height, width)).astype(np.float32)
+    v = np.broadcast_to(v, (height, width)).astype(np.float32)
+    waves = [(rng.uniform(0, 2 * math.pi), rng.uniform(0.6, 2.2), rng.uniform(0, 2 * math.pi))
+             for _ in range(4)]
+    swirls = [(rng.uniform(-0.45, 0.45, 2), rng.uniform(0.08, 0.2), float(rng.choice([-1, 1])))
+              for _ in range(int(rng.integers(1, 4)))]
+    base_angle = rng.uniform(0, math.pi)
+
+    def flow_angle(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        a = np.full(x.shape, base_angle, np.float32)
+        for direction, freq, phase in waves:
+            a += 0.9 * np.cos(2 * math.pi * freq * (x * math.cos(direction) + y * math.sin(direction))
+                              + phase).astype(np.float32)
+        for (cx, cy), radius, spin in swirls:  # turn the flow around each vortex centre
+            dx, dy = x - np.float32(cx), y - np.float32(cy)
+            w = np.exp(-(dx * dx + dy * dy) / np.float32(2 * radius * radius))
+            tangent = np.arctan2(dy, dx) + np.float32(spin * math.pi / 2)
+            a = np.arctan2((1 - w) * np.sin(a) + w * np.sin(tangent),
+                           (1 - w) * np.cos(a) + w * np.cos(tangent)).astype(np.float32)
+        return a
+
+    h0 = rng.uniform()
+    h1 = h0 + rng.uniform(0.35, 0.65)
+    palette = np.array(
+        [_hsv(h0 + rng.uniform(-0.05, 0.05), rng.uniform(0.45, 0.85), rng.uniform(0.25, 0.95))
+         for _ in range(3)]
+        + [_hsv(h1 + rng.uniform(-0.05, 0.05), rng.uniform(0.45, 0.85), rng.uniform(0.5, 1.0))
+           for _ in range(2)], dtype=np.float32)
+    # Soft regions, stacked top to bottom like a landscape, with firm (posterised) borders.
+    region = _wave_noise(rng, u, v, 5, 0.7, 2.5).astype(np.float32) + 1.5 * v
+    t = (np.tanh(region * 0.9) * 0.5 + 0.5) * (len(palette) - 1)
+    lo = np.clip(np.floor(t).astype(np.int64), 0, len(palette) - 2)
+    f = _smoothstep(t - lo)[..., None]
+    f = np.clip((f - 0.5) * 2.5 + 0.5, 0.0, 1.0)
+    base = palette[lo] * (1 - f) + palette[lo + 1] * f
+
+    bristles = _lattice_noise(rng, 90)
+    acc, taps, step = bristles(u, v), 1, np.float32(0.006)
+    for sign in (1, -1):  # follow the streamline both ways from each pixel
+        x, y = u.copy(), v.copy()
+        for _ in range(10):
+            a = flow_angle(x, y)
+            x += sign * step * np.cos(a)
+            y += sign * step * np.sin(a)
+            acc += bristles(x, y)
+            taps += 1
+    strokes = acc / taps
+    strokes = (strokes - strokes.mean()) / (strokes.std() + 1e-6)
+    return base * (1.0 + 0.18 * np.clip(strokes, -2.5, 2.5))[..., None]
+
+
 # --------------------------------------------------------------------------- registry
 
 # name -> (style id used in the seed, drawing function).  The ids are part of the
@@ -497,6 +575,7 @@ _STYLES: dict[str, tuple[int, StyleFn]] = {
     "colorfields": (2, draw_colorfields),
     "blobs": (3, draw_blobs),
     "stripes": (4, draw_stripes),
+    "painting": (5, draw_painting),
 }
 
 #: Names of the built-in datasets, in a stable order (safe to show in a UI list).

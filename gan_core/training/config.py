@@ -128,3 +128,59 @@ class DenoiseTrainConfig(_PlainData):
         parse_recipe(self.noise)
         return self
 
+
+
+@dataclass
+class StyleTrainConfig(_PlainData):
+    """Options of the CycleGAN style trainer (gan_core.train_style), with the original
+    project's defaults: LSGAN loss, cycle weight 10, identity weight 0.5 (times the cycle
+    weight), an image pool of 50, Adam 2e-4 / (0.5, 0.999), batch 1, and a learning rate that
+    stays constant for the first `decay_start` of the steps, then falls linearly to zero."""
+
+    arch: str = "cyclegan_resnet"
+    size: int = 128  # crop size in px (a multiple of 4)
+    steps: int = 2000  # total steps; a resumed run continues up to this count
+    batch: int = 1
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    decay_start: float = 0.5  # fraction of the steps at the full learning rate
+    gan_loss: str = "lsgan"
+    cycle_weight: float = 10.0
+    identity_weight: float = 0.5  # times cycle_weight; 0 turns the identity loss off
+    pool_size: int = 50
+    augment: str = ""  # DiffAugment policy for both discriminators, e.g. "color,translation"
+    seed: int = 0
+    preview_every: int = 100  # 0: only at the end
+    preview_count: int = 4  # (content | stylized) pairs in the preview grid
+    checkpoint_every: int = 500  # 0: only at the end (and on cancel)
+    device: str = "auto"
+    amp: str = "auto"  # "auto" (CUDA only), "off", "bf16", "fp16"
+    channels_last: str = "auto"  # "auto" (CUDA only), "on", "off"
+    model: dict[str, Any] = field(default_factory=dict)  # e.g. {"ngf": 32, "n_blocks": 6}
+
+    def validate(self) -> "StyleTrainConfig":
+        if self.arch != "cyclegan_resnet":
+            raise ValueError(f"arch must be 'cyclegan_resnet' (the style trainer trains "
+                             f"CycleGANs), got {self.arch!r}")
+        for name in ("size", "steps", "batch", "preview_count"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.size % 4 or self.size < 16:
+            raise ValueError(f"size must be a multiple of 4 and at least 16 px, got {self.size}")
+        for name in ("preview_every", "checkpoint_every", "pool_size"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be 0 or more, got {getattr(self, name)}")
+        if not 0.0 < self.lr < 1.0:
+            raise ValueError(f"lr must be between 0 and 1, got {self.lr}")
+        if not 0.0 <= self.decay_start <= 1.0:
+            raise ValueError(f"decay_start must be between 0 and 1, got {self.decay_start}")
+        for name in ("cycle_weight", "identity_weight"):
+            if not getattr(self, name) >= 0.0:
+                raise ValueError(f"{name} must be 0 or more, got {getattr(self, name)}")
+        if self.gan_loss not in LOSSES:
+            raise ValueError(f"gan_loss must be one of {LOSSES}, got {self.gan_loss!r}")
+        if self.channels_last not in ("auto", "on", "off"):
+            raise ValueError(f"channels_last must be auto, on or off, got {self.channels_last!r}")
+        parse_policy(self.augment)
+        return self

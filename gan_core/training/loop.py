@@ -4,8 +4,9 @@ NaN rules, checkpointing, and restoring a run from a ResumeState.
 A trainer subclasses `TrainLoop` and provides `cfg` (with `steps`, `preview_every`,
 `checkpoint_every`), `out`, `cb`, `step_count`, `saved_step`, `last_preview`, and the methods
 `step()` (one iteration, returns its losses), `preview()` (an IMAGE grid) and `model()` (a
-GANModel view of the current state, resume state included). The GAN trainer (trainer.py) and
-the denoiser trainer (denoise_trainer.py) then share one loop and one checkpoint format.
+GANModel view of the current state, resume state included). The GAN trainer (trainer.py), the
+denoiser trainer (denoise_trainer.py) and the CycleGAN style trainer (style_trainer.py) then
+share one loop and one checkpoint format.
 """
 from __future__ import annotations
 
@@ -99,7 +100,7 @@ class TrainLoop:
     saved_step: int
     last_preview: torch.Tensor | None
     memory_format: torch.memory_format
-    ema: nn.Module  # torch.optim.swa_utils.AveragedModel of the generator
+    ema: nn.Module | None  # torch.optim.swa_utils.AveragedModel of the generator, if kept
 
     def _finite(self, losses: dict[str, float]) -> None:
         if not all(math.isfinite(v) for v in losses.values()):
@@ -147,7 +148,8 @@ class TrainLoop:
                 self._emit_preview()
 
     def _use_layout(self, fmt: torch.memory_format) -> None:
-        for m in (*self.trained_modules(), self.ema.module):
+        extra = (self.ema.module,) if self.ema is not None else ()
+        for m in (*self.trained_modules(), *extra):
             m.to(memory_format=fmt)
 
     def run(self) -> GANModel:

@@ -4,24 +4,30 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-LOSSES = ("bce", "hinge")
+LOSSES = ("bce", "hinge", "lsgan")
 
 
 def d_loss(kind: str, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-    """Discriminator loss. "bce": log-loss with logits (real -> 1, fake -> 0); "hinge": margin 1."""
+    """Discriminator loss. "bce": log-loss with logits (real -> 1, fake -> 0); "hinge": margin 1;
+    "lsgan": least squares (Mao et al. 2017) to 1 and 0, halved as CycleGAN does."""
     if kind == "bce":
         return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
     if kind == "hinge":
         return F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean()
+    if kind == "lsgan":
+        return 0.5 * ((real_logits - 1.0).pow(2).mean() + fake_logits.pow(2).mean())
     raise ValueError(f"loss must be one of {LOSSES}, got {kind!r}")
 
 
 def g_loss(kind: str, fake_logits: torch.Tensor) -> torch.Tensor:
-    """Generator loss: non-saturating -log D(G(z)) for "bce", -D(G(z)) for "hinge"."""
+    """Generator loss: non-saturating -log D(G(z)) for "bce", -D(G(z)) for "hinge",
+    (D(G(z)) - 1)^2 for "lsgan"."""
     if kind == "bce":
         return F.softplus(-fake_logits).mean()
     if kind == "hinge":
         return -fake_logits.mean()
+    if kind == "lsgan":
+        return (fake_logits - 1.0).pow(2).mean()
     raise ValueError(f"loss must be one of {LOSSES}, got {kind!r}")
 
 

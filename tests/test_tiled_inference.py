@@ -31,6 +31,22 @@ def test_tiled_stylize_matches_untiled_for_instance_norm_networks(core_single_th
     assert float((tiled - whole).abs().mean()) < 0.02
 
 
+def test_tiled_fast_neural_style_at_1024_px_matches_untiled_without_seams(core_single_thread):
+    """The issue's yardstick: 1024 px, 512 px tiles, whole-image statistics from the 512 px
+    downscaled copy. (Random-weight deep CycleGANs amplify any statistic difference: README
+    gives their figures next to a trained one's.)"""
+    model = _model("transformer_net")
+    img = gan_core.make_builtin("blobs", 1, 1024, seed=3)
+    whole = model.stylize(img)
+    tiled = model.stylize(img, tile=512)
+    assert float((tiled - whole).abs().mean()) < 0.02
+    # No seam: the horizontal gradient across each tile border is no larger than elsewhere.
+    grad = (tiled[0, :, 1:] - tiled[0, :, :-1]).abs().mean(dim=(0, 2))  # per column step
+    borders = [a - 1 for a in tile_starts(1024, 512, default_overlap(512))[1:]]
+    borders += [a + 512 - 1 for a in tile_starts(1024, 512, default_overlap(512))[:-1]]
+    assert all(grad[b] <= grad.quantile(0.99) for b in borders), (grad[borders], grad.median())
+
+
 def _near_tile_edges(length: int, tile: int, margin: int) -> torch.Tensor:
     """True for pixels within `margin` of an edge that one tile shares with another."""
     starts = tile_starts(length, tile, default_overlap(tile))

@@ -21,6 +21,7 @@ class GANAtelierExampleDataset:
             "resolution": ("INT", {"default": 64, "min": 8, "max": 1024, "step": 8,
                            "tooltip": "width and height in px"}),
             "seed": ("INT", {"default": 0, "min": 0, "max": gan_core.MAX_SEED,
+                     "control_after_generate": True,
                      "tooltip": "the same seed gives the same images"}),
         }}
 

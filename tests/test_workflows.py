@@ -19,6 +19,9 @@ CORE_NODES = {
     # LoadImage's combo lists ComfyUI's input folder, which ships example.png.
     "LoadImage": ({"required": {"image": (["example.png"], {"image_upload": True})}}, ("IMAGE", "MASK")),
     "ImageBatch": ({"required": {"image1": ("IMAGE",), "image2": ("IMAGE",)}}, ("IMAGE",)),
+    "ImageScaleBy": ({"required": {"image": ("IMAGE",), "upscale_method": (
+        ["nearest-exact", "bilinear", "area", "bicubic", "lanczos"],), "scale_by": (
+        "FLOAT", {"default": 1.0, "min": 0.01, "max": 8.0, "step": 0.01})}}, ("IMAGE",)),
     "LossGraphNode": ({"required": {"loss": ("LOSS_MAP", {"default": {}}),
                                     "filename_prefix": ("STRING", {"default": "loss_graph"})}}, ()),
 }

@@ -401,6 +401,10 @@ def _style_source(args: argparse.Namespace, side: str, resume: gan_core.GANModel
                                      what=f"--{side}")
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def cmd_train_style(args: argparse.Namespace) -> int:
     resume = gan_core.load(args.resume) if args.resume else None
     cfg = _style_config(args, resume)
@@ -409,8 +413,8 @@ def cmd_train_style(args: argparse.Namespace) -> int:
         args, lambda cb: gan_core.train_style(cfg, content, style, out=args.out, resume=resume,
                                               callbacks=cb),
         cfg.steps, resume.resume.step if resume else 0, f"train-style {cfg.size}px",
-        f"content: {content.name} ({len(content)} pictures); style: {style.name} "
-        f"({len(style)} pictures, crops at {style.scale[0]:.2f}-{style.scale[1]:.2f} of the "
+        f"content: {content.name} ({_count(len(content), 'picture')}); style: {style.name} "
+        f"({_count(len(style), 'picture')}, crops at {style.scale[0]:.2f}-{style.scale[1]:.2f} of the "
         f"short side); device: {gan_core.resolve_device(args.device)}; threads: "
         f"{torch.get_num_threads()}",
         names={"loss_g": "g", "loss_adv": "adv", "loss_cycle": "cyc", "loss_idt": "idt",

@@ -157,6 +157,28 @@ def tile_starts(length: int, tile: int, overlap: int, multiple: int = 1) -> list
     return [multiple * (i * k // (n - 1)) for i in range(n)]
 
 
+def tile_layout(length: int, tile: int, overlap: int | None = None,
+                multiple: int = 1) -> tuple[list[int], int, int]:
+    """(starts, tile length, overlap) along one axis, as tiled_apply cuts it.
+
+    As many tiles as `tile` px tiles need (tile_starts), but each only as long as covering the
+    axis with the overlap requires: a 1024 px side in 512 px tiles becomes 3 tiles of 384 px
+    instead of 3 of 512 overlapping by half, 1152 px computed per row of tiles instead of 1536,
+    and never more memory than `tile` asked for. `overlap` None means default_overlap(tile)."""
+    lp = -(-length // multiple) * multiple
+    t = _effective_tile(tile, multiple)
+    ov = default_overlap(t) if overlap is None else overlap
+    ov = min(max(0, ov), (t - 1) // 2)
+    starts = tile_starts(length, t, ov, multiple)
+    n = len(starts)
+    if n > 1:
+        shrunk = -(-(lp + (n - 1) * ov) // (n * multiple)) * multiple
+        if 2 * ov < shrunk < t:
+            t = shrunk
+            starts = tile_starts(length, t, ov, multiple)
+    return starts, t, ov
+
+
 def _ramp(n: int) -> Tensor:
     """A raised-cosine rise over n samples, taken at half-sample points: strictly between 0
     and 1, and ramp + reversed ramp == 1 (two facing ramps are a partition of unity)."""
@@ -189,10 +211,7 @@ def _axis_plan(length: int, tile: int | None, overlap: int | None, multiple: int
     lp = -(-length // multiple) * multiple
     if tile is None or length <= tile:
         return [0], lp, [torch.ones(lp * scale, dtype=torch.float64)]
-    t = _effective_tile(tile, multiple)
-    ov = default_overlap(t) if overlap is None else overlap
-    ov = min(max(0, ov), (t - 1) // 2)
-    starts = tile_starts(length, t, ov, multiple)
+    starts, t, ov = tile_layout(length, tile, overlap, multiple)
     if len(starts) == 1:
         return [0], lp, [torch.ones(lp * scale, dtype=torch.float64)]
     # The window's overlap must not exceed the smallest real overlap between neighbours.

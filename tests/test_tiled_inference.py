@@ -6,7 +6,7 @@ import torch
 
 import gan_core
 from gan_core.models import get_arch
-from gan_core.tiling import default_overlap, tile_starts
+from gan_core.tiling import tile_layout
 
 
 def _model(arch: str, **cfg) -> gan_core.GANModel:
@@ -42,17 +42,17 @@ def test_tiled_fast_neural_style_at_1024_px_matches_untiled_without_seams(core_s
     assert float((tiled - whole).abs().mean()) < 0.02
     # No seam: the horizontal gradient across each tile border is no larger than elsewhere.
     grad = (tiled[0, :, 1:] - tiled[0, :, :-1]).abs().mean(dim=(0, 2))  # per column step
-    borders = [a - 1 for a in tile_starts(1024, 512, default_overlap(512))[1:]]
-    borders += [a + 512 - 1 for a in tile_starts(1024, 512, default_overlap(512))[:-1]]
+    starts, t, _ = tile_layout(1024, 512)
+    borders = [a - 1 for a in starts[1:]] + [a + t - 1 for a in starts[:-1]]
     assert all(grad[b] <= grad.quantile(0.99) for b in borders), (grad[borders], grad.median())
 
 
 def _near_tile_edges(length: int, tile: int, margin: int) -> torch.Tensor:
     """True for pixels within `margin` of an edge that one tile shares with another."""
-    starts = tile_starts(length, tile, default_overlap(tile))
+    starts, t, _ = tile_layout(length, tile)
     near = torch.zeros(length, dtype=torch.bool)
     for a in starts:
-        for edge in (a, a + tile):
+        for edge in (a, a + t):
             if 0 < edge < length:
                 near[max(0, edge - margin):edge + margin] = True
     return near

@@ -18,7 +18,7 @@ from torch import nn
 from gan_core.errors import GanAtelierError
 from gan_core.tiling import (TileOutOfMemoryError, default_overlap, downscale_for_stats,
                              frozen_instance_norm, pad_to_multiple, run_with_oom_fallback,
-                             tile_starts, tiled_apply)
+                             tile_layout, tile_starts, tiled_apply)
 
 RADIUS = 3  # receptive radius of conv_net: three 3x3 convolutions
 EXAMPLES = int(os.environ.get("TILING_EXAMPLES", "15"))
@@ -83,9 +83,7 @@ def edge_mask(length: int, tile: int | None, overlap: int | None, multiple: int,
     ok = torch.ones(length, dtype=torch.bool)
     if tile is None or length <= tile:
         return ok
-    t = max(multiple, tile // multiple * multiple)
-    ov = default_overlap(t) if overlap is None else overlap
-    starts = tile_starts(length, t, ov, multiple)
+    starts, t, _ = tile_layout(length, tile, overlap, multiple)
     for i, s in enumerate(starts):
         if i > 0:
             ok[s:s + radius] = False
@@ -138,6 +136,18 @@ def test_tile_starts_cover_with_overlap_and_alignment():
             gaps = [b - a for a, b in zip(starts, starts[1:])]
             assert all(g > 0 for g in gaps)
             assert all(t - g >= min(ov, (t - 1) // 2) for g in gaps)
+
+
+def test_tile_layout_keeps_the_count_and_shrinks_the_tiles():
+    assert tile_layout(1024, 512) == ([0, 320, 640], 384, 64)
+    assert tile_layout(100, 200) == ([0], 200, 25)  # one tile: nothing to shrink
+    for length, tile, m in ((1000, 512, 4), (4096, 512, 4), (513, 512, 1), (90, 16, 2)):
+        starts, t, ov = tile_layout(length, tile, None, m)
+        assert len(starts) == len(tile_starts(length, tile // m * m, ov, m))  # same count
+        assert t <= tile and t % m == 0 and starts[0] == 0
+        lp = -(-length // m) * m
+        assert starts[-1] + t == lp  # covers the axis
+        assert min(t - (b - a) for a, b in zip(starts, starts[1:])) >= ov  # keeps the overlap
 
 
 def test_default_overlap():
@@ -269,7 +279,7 @@ def test_progress_once_per_tile_with_total():
     rec = Recorder(lambda t: t * 2)
     x = image(100, 70)
     out = tiled_apply(rec, x, 32, overlap=8, progress=lambda d, t: calls.append((d, t)))
-    n = len(tile_starts(100, 32, 8)) * len(tile_starts(70, 32, 8))
+    n = len(tile_layout(100, 32, 8)[0]) * len(tile_layout(70, 32, 8)[0])
     assert n == len(rec.sizes) > 1
     assert calls == [(i, n) for i in range(1, n + 1)]
     assert (out - 2 * x).abs().max().item() < 1e-5  # pointwise fn: exact with any blending
@@ -322,8 +332,8 @@ def test_oom_halves_tile_and_succeeds():
     with torch.inference_mode():
         out = tiled_apply(fn, x, None, overlap=12, min_tile=8)
         full = net(x)
-    # untiled (100) -> half the image (50) -> 25: succeeds
-    assert tries[0] == 100 and 50 in tries and max(tries[-1:]) <= 25
+    # untiled (100) -> tiles of at most half the image (50; laid out as 42) -> 25: succeeds
+    assert tries[0] == 100 and tries[1] == tile_layout(100, 50, 12)[1] and max(tries[-1:]) <= 25
     assert (out - full).abs().max().item() < 1e-4
 
 
@@ -332,7 +342,8 @@ def test_oom_from_a_given_tile_and_mps_message():
     fn, _ = oom_above(40, tries)
     with torch.inference_mode():
         tiled_apply(fn, image(200, 200), 128, min_tile=16)
-    assert tries[0] == 128 and 64 in tries and all(t <= 32 for t in tries[-4:])
+    first, second = tile_layout(200, 128)[1], tile_layout(200, 64)[1]
+    assert tries[0] == first and second in tries and all(t <= 32 for t in tries[-4:])
 
     calls = []
 
@@ -342,7 +353,7 @@ def test_oom_from_a_given_tile_and_mps_message():
             raise RuntimeError("MPS backend out of memory (MPS allocated: 9 GB)")
         return t
     tiled_apply(mps, image(200, 200), None, min_tile=16)
-    assert calls[0] == 200 and calls[1] == 100 and calls[-1] <= 64
+    assert calls[0] == 200 and calls[1] == tile_layout(200, 100)[1] and calls[-1] <= 64
 
 
 def test_oom_below_min_tile_is_a_clear_error():
@@ -417,8 +428,8 @@ def test_frozen_instance_norm_tiles_match_untiled():
     assert torch.equal(after, full)  # layers restored on exit
     assert all("forward" not in m.__dict__ for m in net.modules())
     # no seam: the step across a tile edge is no larger than steps elsewhere
-    starts = tile_starts(256, 96, default_overlap(96))
-    edges = [s for s in starts[1:]] + [s + 96 for s in starts[:-1]]
+    starts, t, _ = tile_layout(256, 96)
+    edges = [s for s in starts[1:]] + [s + t for s in starts[:-1]]
     step = (frozen[..., :, 1:] - frozen[..., :, :-1]).abs().mean(dim=(0, 1, 2))
     at_edges = step[[e - 1 for e in edges]].max().item()
     assert at_edges <= 2 * step.mean().item() + 1e-6

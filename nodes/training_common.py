@@ -17,7 +17,9 @@ def files_changed_key(folder: str = "", resume: str = NONE) -> str:
     h = hashlib.sha256()
     try:
         if folder and folder.strip():
-            for p in gan_core.list_image_files(bridge.input_subfolder(folder.strip())):
+            path = gan_core.safe_join(bridge.folder_paths().get_input_directory(), folder.strip())
+            # a folder of images, or (Train Style's style_folder) one image file
+            for p in gan_core.list_image_files(path) if path.is_dir() else [path]:
                 st = p.stat()
                 h.update(f"{p}|{st.st_size}|{st.st_mtime_ns}".encode())
         if resume and resume != NONE:

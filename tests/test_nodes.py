@@ -431,3 +431,20 @@ def test_style_transfer_node_names_a_missing_direction(env, pack):
     with pytest.raises(ValueError, match="one generator"):
         run(pack, "GANAtelierStyleTransfer", model=model, images=torch.rand(1, 16, 16, 3),
             strength=1.0, tile=0, direction="B->A")
+
+
+def test_train_style_is_changed_follows_a_single_painting_file(env, pack):
+    fp, _, _ = env
+    from PIL import Image
+    canvas = Path(fp.get_input_directory(), "canvas.png")
+    canvas.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (40, 30), (200, 10, 10)).save(canvas)
+    cls = pack.NODE_CLASS_MAPPINGS["GANAtelierTrainStyle"]
+    key = cls.IS_CHANGED(style_folder="canvas.png")
+    assert cls.IS_CHANGED(style_folder="canvas.png") == key
+    Image.new("RGB", (41, 30), (10, 200, 10)).save(canvas)
+    os.utime(canvas, ns=(1, 10**18))
+    assert cls.IS_CHANGED(style_folder="canvas.png") != key
+    model, _, _ = run(pack, "GANAtelierTrainStyle", **{**STYLE_TINY, "steps": 1},
+                      style_folder="canvas.png")
+    assert model.training["style"] == "canvas.png" and model.training["style_pictures"] == 1

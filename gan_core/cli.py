@@ -207,7 +207,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 # 200 s; a held-out photo (skimage astronaut crop) goes from 20.8 to 26.5 dB PSNR at sigma 25.
 DENOISE_DEFAULTS = {"arch": "unet_denoiser", "data": "builtin:mondrian", "noise": "gaussian:5-50",
                     "size": 64, "steps": 500, "batch": 16, "lr": 1e-3, "width": 16,
-                    "adv_weight": 0.01, "loss": "l1", "preview_every": 50,
+                    # README's recommendation (benchmarks/denoise_quality.py: the PatchGAN term
+                    # cost 1.6 dB at sigma 25; the noise-level input lets --sigma steer it)
+                    "adv_weight": 0.0, "noise_level_input": True, "loss": "l1", "preview_every": 50,
                     "checkpoint_every": 100, "seed": 0}
 DENOISE_OUT = "gan_atelier_out/unet_denoiser.safetensors"
 
@@ -238,8 +240,10 @@ def _add_train_denoise_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, default=None, help=f"generator learning rate (default: {d['lr']})")
     p.add_argument("--width", type=int, default=None,
                    help=f"unet_denoiser base width (default: {d['width']})")
-    p.add_argument("--noise-level-input", action="store_true",
-                   help="unet_denoiser: condition on a noise-level map (denoise --sigma feeds it)")
+    p.add_argument("--noise-level-input", action=argparse.BooleanOptionalAction,
+                   default=d["noise_level_input"],
+                   help="unet_denoiser: condition on a noise-level map, which denoise --sigma "
+                        "feeds (default: on; --no-noise-level-input trains a blind model)")
     p.add_argument("--preview-every", type=int, default=None,
                    help=f"steps between preview grids (0: end only; default: {d['preview_every']})")
     p.add_argument("--checkpoint-every", type=int, default=None,

@@ -299,6 +299,8 @@ def test_cli_train_denoise_writes_a_checkpoint_and_a_preview(tmp_path, capsys):
         assert model.arch == "unet_denoiser" and model.task == "denoise"
         assert model.training["steps"] == 3 and model.training["noise"] == "gaussian:25"
         assert model.training["dataset"] == "builtin:mondrian"
+        # the README's recommended default: plain L1 with the noise-level input
+        assert model.module.takes_noise_level and "loss_d" not in model.resume.history
         with Image.open(out.with_suffix(".png")) as img:
             assert img.mode == "RGB" and img.size == (3 * 34 + 2, 4 * 34 + 2)
         assert "saved" in capsys.readouterr().out

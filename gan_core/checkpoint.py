@@ -9,6 +9,7 @@ gan_core version, so a model is rebuilt from the registry with no code from the 
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import secrets
@@ -254,10 +255,17 @@ def load(path: str | os.PathLike) -> GANModel:
     )
 
 
+# The only classes a public file may name beyond tensors, containers and numbers:
+# rosinality's StyleGAN2 training checkpoints store their command line as an argparse.Namespace
+# (rebuilt attribute by attribute, so it never calls anything the file chooses).
+PICKLE_ALLOWED = (argparse.Namespace,)
+
+
 def _read_pickle_state(path: Path) -> dict[str, torch.Tensor]:
     """A `.pth` state_dict read as data only (weights_only=True never runs code)."""
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(list(PICKLE_ALLOWED)):
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means "refused"
         raise CheckpointError(
             f"model file {path.name!r} could not be read as plain weights (it may be truncated, "

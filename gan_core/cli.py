@@ -33,7 +33,7 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=None,
                    help="builtin:NAME (see `datasets`) or a folder of images (default: "
                         f"{DEFAULT_DATA}, or the resumed run's built-in dataset)")
-    p.add_argument("--arch", default=None, choices=gan_core.list_archs("generate"),
+    p.add_argument("--arch", default=None, choices=gan_core.list_archs("generate", trainable=True),
                    help="architecture (default: dcgan)")
     p.add_argument("--size", type=int, default=None,
                    help="image size in px (default: 28 for mlp, 32 for dcgan)")

@@ -36,7 +36,7 @@ class GANAtelierTrain:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "arch": (gan_core.list_archs("generate"), {"default": "dcgan",
+                "arch": (gan_core.list_archs("generate", trainable=True), {"default": "dcgan",
                          "tooltip": "dcgan: convolutional, RGB, 32-256 px. mlp: the classic fully "
                                     "connected GAN, best at 28 px grayscale."}),
                 "builtin_dataset": (list(gan_core.BUILTIN_DATASETS), {

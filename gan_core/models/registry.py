@@ -24,6 +24,7 @@ class ArchSpec:
     config_cls: type
     build: Callable[[Any], dict[str, nn.Module]]  # config -> {"G": ..., "D": ...}
     description: str = ""
+    trainable: bool = True  # False for architectures we only load (StyleGAN2)
 
 
 _REGISTRY: dict[str, ArchSpec] = {}
@@ -45,8 +46,10 @@ def get_arch(name: str) -> ArchSpec:
         ) from None
 
 
-def list_archs(task: str | None = None) -> list[str]:
-    return [n for n, s in _REGISTRY.items() if task is None or s.task == task]
+def list_archs(task: str | None = None, trainable: bool | None = None) -> list[str]:
+    """Registered names, optionally only those of one task and/or those our trainers train."""
+    return [n for n, s in _REGISTRY.items() if (task is None or s.task == task)
+            and (trainable is None or s.trainable == trainable)]
 
 
 def config_to_json(config: Any) -> str:

@@ -52,8 +52,8 @@ class TrainConfig(_PlainData):
     model: dict[str, Any] = field(default_factory=dict)  # extra arch config, e.g. {"ngf": 32}
 
     def validate(self) -> "TrainConfig":
-        if self.arch not in list_archs("generate"):
-            raise ValueError(f"arch must be one of {list_archs('generate')}, got {self.arch!r}")
+        if self.arch not in list_archs("generate", trainable=True):
+            raise ValueError(f"arch must be one of {list_archs('generate', trainable=True)}, got {self.arch!r}")
         for name in ("size", "steps", "batch", "r1_every", "preview_count"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")

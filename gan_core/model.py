@@ -68,6 +68,12 @@ class GANModel:
         return self.modules.get("G_ema") or self.modules["G"]
 
     @property
+    def discriminator(self) -> nn.Module | None:
+        """The discriminator ("D") when the file has one, called as its original project does
+        (a public FastGAN file's as `(x, label, part=None)`); None for generator-only files."""
+        return self.modules.get("D")
+
+    @property
     def directions(self) -> tuple[str, ...]:
         """What stylize(direction=...) accepts: "A->B", plus "B->A" for files with both
         generators (CycleGANs trained here)."""

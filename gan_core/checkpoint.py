@@ -3,7 +3,8 @@
 Layout: tensors are the parts' state_dicts prefixed by role (`G.`, `G_ema.`, `D.`; a CycleGAN
 also `G_BA.` and `D_A.`), plus for resumable files the optimiser moments
 (`opt.<name>.<param index>.<key>`), the trainer's RNG state (`rng.torch`), the loss history
-(`history.<loss>`) and any other trainer state (`buffer.<name>`, e.g. CycleGAN's image pools). String metadata carries the
+(`history.<loss>`) and any other trainer state (`buffer.<name>`, e.g. CycleGAN's image pools),
+and a StyleGAN2 generator's average w (`latent_avg.<role>`). String metadata carries the
 format tag and version, arch, task, the constructor config as JSON, a training summary and the
 gan_core version, so a model is rebuilt from the registry with no code from the file.
 """
@@ -93,6 +94,9 @@ def save(model: GANModel, path: str | os.PathLike, include_resume: bool = True) 
         if not include_resume and role not in keep:
             continue
         tensors.update(_state_tensors(role, module.state_dict()))
+        avg = getattr(module, "latent_avg", None)
+        if isinstance(avg, torch.Tensor):  # StyleGAN2's truncation centre: no buffer, own key
+            tensors[f"latent_avg.{role}"] = avg.detach().to("cpu").float().contiguous().clone()
     metadata = {
         "format": FORMAT_TAG,
         "format_version": str(FORMAT_VERSION),
@@ -213,6 +217,9 @@ def _load_ours(path: Path, meta: dict[str, str], tensors: dict[str, torch.Tensor
         template = built[_ROLES[role]]
         load_state_strict(template, state, f"{role} in {path.name!r}")
         modules[role] = template
+    for role, module in modules.items():
+        if f"latent_avg.{role}" in tensors:  # see save(): kept outside the state_dict
+            module.latent_avg = tensors[f"latent_avg.{role}"]
     training = _meta_json(meta, "training", path, default={})
     resume = None
     if "resume" in meta and "rng.torch" in tensors:

@@ -57,3 +57,4 @@ def load_public(path: Path, obj: dict[str, Any]):
 # them from here). Formats must never import gan_core.checkpoint: it imports this package.
 from . import style  # noqa: E402,F401
 from . import denoise  # noqa: E402,F401
+from . import stylegan2  # noqa: E402,F401

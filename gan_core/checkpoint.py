@@ -11,9 +11,11 @@ gan_core version, so a model is rebuilt from the registry with no code from the 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ from .errors import CheckpointError
 from .formats import load_public
 from .model import GANModel, ResumeState
 from .models import config_from_json, config_to_json, get_arch
+from .safetensors_header import check_safetensors_header
 from .version import __version__
 
 FORMAT_TAG = "gan_atelier"
@@ -138,7 +141,10 @@ def _check_file(path: Path) -> None:
 
 
 def read_safetensors(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
-    """Metadata and tensors of a safetensors file, with a clear error for a broken one."""
+    """Metadata and tensors of a safetensors file, with a clear error for a broken one. The
+    header is checked against the file's size first, so no tensor is allocated for a file
+    whose header lies (see gan_core.safetensors_header)."""
+    check_safetensors_header(path)
     try:
         with safe_open(str(path), framework="pt") as f:
             metadata = dict(f.metadata() or {})
@@ -158,8 +164,9 @@ def _meta_json(meta: dict[str, str], key: str, path: Path, default: Any = None) 
         raise CheckpointError(f"model file {path.name!r} lacks the {key!r} metadata entry")
     try:
         return json.loads(meta[key])
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"model file {path.name!r}: metadata {key!r} is not JSON ({exc})") from None
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError; absurd nesting or numbers
+        raise CheckpointError(f"model file {path.name!r}: metadata {key!r} is not JSON "
+                              f"({str(exc)[:200]})") from None
 
 
 def _split_roles(tensors: dict[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
@@ -171,8 +178,9 @@ def _split_roles(tensors: dict[str, torch.Tensor]) -> dict[str, dict[str, torch.
     return parts
 
 
-def load_state_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
-    """load_state_dict with an error that lists missing, unexpected and mis-shaped keys."""
+def check_state(module: torch.nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
+    """CheckpointError listing missing, unexpected and mis-shaped keys, if `state` is not
+    exactly `module`'s; works on a module built on the meta device (nothing is allocated)."""
     expected = module.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -187,7 +195,71 @@ def load_state_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], w
         if shapes:
             parts.append(f"mis-shaped {shapes[:5]}")
         raise CheckpointError(f"{what} does not match its architecture: " + "; ".join(parts))
+
+
+def load_state_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
+    """load_state_dict with an error that lists missing, unexpected and mis-shaped keys."""
+    check_state(module, state, what)
     module.load_state_dict(state)
+
+
+# How many modules, parameters and buffers building one architecture from a file's config may
+# register, beyond four per tensor in the file: real models stay far below, while a config that
+# asks for a billion residual blocks is stopped at once instead of looping for hours.
+BUILD_REGISTRATION_SLACK = 10_000
+
+
+@contextlib.contextmanager
+def _bounded_registrations(limit: int, path: Path):
+    """Raise CheckpointError once this thread registers more than `limit` modules, parameters
+    and buffers (torch's global registration hooks; other threads are not counted)."""
+    thread, count = threading.get_ident(), [0]
+
+    def hook(*_args):
+        if threading.get_ident() == thread:
+            count[0] += 1
+            if count[0] > limit:
+                raise CheckpointError(
+                    f"model file {path.name!r}: its config describes a network of more than "
+                    f"{limit} layers, parameters and buffers, far more than the file holds")
+
+    mod = torch.nn.modules.module
+    handles = [mod.register_module_module_registration_hook(hook),
+               mod.register_module_parameter_registration_hook(hook),
+               mod.register_module_buffer_registration_hook(hook)]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def _module_from_file(spec: Any, config: Any, part: str, state: dict[str, torch.Tensor],
+                      what: str, path: Path, limit: int) -> torch.nn.Module | None:
+    """The `part` network of `spec` holding the file's tensors, or None if the arch has no such
+    part. Built on the meta device and checked key by key and shape by shape before any memory
+    is used, so the config in a file's metadata cannot make the loader allocate more than the
+    file's own tensors (a 250 KB file claiming a 8000-filter DCGAN used to cost 5 GB)."""
+    try:
+        with _bounded_registrations(limit, path), torch.device("meta"):
+            built = spec.build(config)
+    except CheckpointError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a config the builder rejects is a bad file
+        raise CheckpointError(f"model file {path.name!r}: its {spec.name} config cannot be "
+                              f"built ({type(exc).__name__}: {str(exc)[:200]})") from None
+    if part not in built:
+        return None
+    template = built[part]
+    check_state(template, state, what)
+    expected = template.state_dict()
+    template.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()},
+                             strict=True, assign=True)
+    left = [n for n, t in (*template.named_parameters(), *template.named_buffers()) if t.is_meta]
+    if left:  # a tensor outside the state_dict: the arch must be made loadable this way
+        raise CheckpointError(f"{what}: {spec.name} keeps tensors outside its state_dict "
+                              f"({', '.join(left[:4])}), which a file cannot restore")
+    return template
 
 
 def _load_ours(path: Path, meta: dict[str, str], tensors: dict[str, torch.Tensor]) -> GANModel:
@@ -204,44 +276,84 @@ def _load_ours(path: Path, meta: dict[str, str], tensors: dict[str, torch.Tensor
         raise CheckpointError(f"model file {path.name!r}: {exc}") from None
     if "config" not in meta:
         raise CheckpointError(f"model file {path.name!r} lacks the 'config' metadata entry")
-    config = config_from_json(arch, meta["config"])
+    try:
+        config = config_from_json(arch, meta["config"])
+    except CheckpointError as exc:
+        raise CheckpointError(f"model file {path.name!r}: {exc}") from None
     parts = _split_roles(tensors)
     if "G" not in parts and "G_ema" not in parts:
         raise CheckpointError(f"model file {path.name!r} holds no generator weights (G. or G_ema.)")
     modules: dict[str, torch.nn.Module] = {}
+    limit = BUILD_REGISTRATION_SLACK + 4 * len(tensors)
     for role, state in parts.items():
-        built = spec.build(config)
-        if _ROLES[role] not in built:
+        module = _module_from_file(spec, config, _ROLES[role], state, f"{role} in {path.name!r}",
+                                   path, limit)
+        if module is None:
             raise CheckpointError(f"model file {path.name!r} holds {role} weights, which a "
                                   f"{arch} model does not have")
-        template = built[_ROLES[role]]
-        load_state_strict(template, state, f"{role} in {path.name!r}")
-        modules[role] = template
+        modules[role] = module
     for role, module in modules.items():
         if f"latent_avg.{role}" in tensors:  # see save(): kept outside the state_dict
             module.latent_avg = tensors[f"latent_avg.{role}"]
     training = _meta_json(meta, "training", path, default={})
+    if not isinstance(training, dict):
+        raise CheckpointError(f"model file {path.name!r}: metadata 'training' is a JSON "
+                              f"{type(training).__name__}, not an object")
     resume = None
     if "resume" in meta and "rng.torch" in tensors:
         resume = _read_resume(path, _meta_json(meta, "resume", path), tensors)
     return GANModel(arch, config, modules, training=training, resume=resume, source=str(path))
 
 
-def _read_resume(path: Path, info: dict[str, Any], tensors: dict[str, torch.Tensor]) -> ResumeState:
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _read_resume(path: Path, info: Any, tensors: dict[str, torch.Tensor]) -> ResumeState:
+    """The resume state, every field checked: a file that lies about it is refused here, not
+    half-way through a resumed run."""
+    def bad(problem: str) -> CheckpointError:
+        return CheckpointError(f"model file {path.name!r}: its resume state is inconsistent: "
+                               f"{problem}")
+
+    if not isinstance(info, dict):
+        raise bad(f"metadata 'resume' is a JSON {type(info).__name__}, not an object")
+    if not _count(info.get("step")):
+        raise bad(f"step is {str(info.get('step'))[:40]}, not a non-negative integer")
+    if not _count(info.get("ema_count", 0)):
+        raise bad(f"ema_count is {str(info.get('ema_count'))[:40]}, not a non-negative integer")
+    param_groups = info.get("param_groups", {})
+    if not isinstance(param_groups, dict) or not all(
+            isinstance(g, list) and all(isinstance(x, dict) for x in g)
+            for g in param_groups.values()):
+        raise bad("param_groups is not an object of lists of parameter groups")
+    train_config = info.get("train_config", {})
+    if not isinstance(train_config, dict):
+        raise bad("train_config is not an object")
+    rng = tensors["rng.torch"]
+    if rng.dtype != torch.uint8 or rng.dim() != 1:
+        raise bad(f"rng.torch is {rng.dtype} {tuple(rng.shape)}, not a 1-D uint8 state")
     optimizers = {}
-    for name, groups in info.get("param_groups", {}).items():
+    for name, groups in param_groups.items():
         state: dict[int, dict[str, torch.Tensor]] = {}
         prefix = f"opt.{name}."
         for key, value in tensors.items():
             if key.startswith(prefix):
                 idx, _, field = key[len(prefix):].partition(".")
+                if not idx.isdigit() or not field:
+                    raise bad(f"tensor {key!r} is not named opt.<optimiser>.<index>.<field>")
                 state.setdefault(int(idx), {})[field] = value
         optimizers[name] = {"state": state, "param_groups": groups}
-    history = {k[len("history."):]: v.tolist() for k, v in tensors.items() if k.startswith("history.")}
+    history = {}
+    for key, value in tensors.items():
+        if key.startswith("history."):
+            if value.dim() != 1 or not value.is_floating_point():
+                raise bad(f"{key!r} is {value.dtype} {tuple(value.shape)}, not a 1-D float series")
+            history[key[len("history."):]] = value.tolist()
     buffers = {k[len("buffer."):]: v for k, v in tensors.items() if k.startswith("buffer.")}
-    return ResumeState(step=int(info["step"]), optimizers=optimizers, rng_state=tensors["rng.torch"],
-                       ema_count=int(info.get("ema_count", 0)), history=history,
-                       train_config=info.get("train_config", {}), buffers=buffers)
+    return ResumeState(step=info["step"], optimizers=optimizers, rng_state=rng,
+                       ema_count=info.get("ema_count", 0), history=history,
+                       train_config=train_config, buffers=buffers)
 
 
 def load(path: str | os.PathLike) -> GANModel:
@@ -268,6 +380,11 @@ def load(path: str | os.PathLike) -> GANModel:
 PICKLE_ALLOWED = (argparse.Namespace,)
 
 
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:300] if lines else type(exc).__name__
+
+
 def _read_pickle_state(path: Path) -> dict[str, torch.Tensor]:
     """A `.pth` state_dict read as data only (weights_only=True never runs code)."""
     try:
@@ -276,7 +393,7 @@ def _read_pickle_state(path: Path) -> dict[str, torch.Tensor]:
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means "refused"
         raise CheckpointError(
             f"model file {path.name!r} could not be read as plain weights (it may be truncated, "
-            f"or hold Python objects, which are never unpickled): {str(exc).splitlines()[0][:300]}"
+            f"or hold Python objects, which are never unpickled): {_first_line(exc)}"
         ) from None
     if not isinstance(obj, dict):
         raise CheckpointError(

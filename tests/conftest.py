@@ -9,13 +9,24 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import HealthCheck, settings
 
 import gan_core
+
+# Property-based (fuzz) tests: a few examples per test in CI, thousands on demand with
+# HYPOTHESIS_PROFILE=long (see SECURITY.md). No deadline: one example's time varies with the
+# machine's load; the fuzz tests bound their own inputs' sizes instead.
+settings.register_profile("ci", max_examples=25, deadline=None, derandomize=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("long", max_examples=5000, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 CORE_SIZE = 32
 CORE_MODEL = {"ngf": 8, "ndf": 8}

@@ -61,8 +61,9 @@ def config_from_json(arch: str, text: str) -> Any:
     spec = get_arch(arch)
     try:
         raw = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"the model config in the file is not valid JSON ({exc})") from None
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError; absurd nesting or numbers
+        raise CheckpointError(f"the model config in the file is not valid JSON "
+                              f"({str(exc)[:200]})") from None
     if not isinstance(raw, dict):
         raise CheckpointError("the model config in the file is not a JSON object")
     known = {f.name: f for f in dataclasses.fields(spec.config_cls)}

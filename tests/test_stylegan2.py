@@ -329,6 +329,21 @@ def test_noise_modes():
             net.synthesize(torch.zeros(2, 31))
 
 
+def test_latent_avg_moves_with_the_module():
+    """latent_avg is no buffer (the state_dict stays the file's), yet .to()/.double() move it."""
+    net = _tiny(seed=13)
+    net.latent_avg = torch.randn(32)
+    net.double()
+    assert net.latent_avg.dtype == torch.float64 and "latent_avg" not in net.state_dict()
+    z = torch.randn(2, 32, dtype=torch.float64)
+    with torch.no_grad():
+        image = net([z], truncation=0.5, randomize_noise=False)[0]
+        assert image.dtype == torch.float64
+        assert net.mean_latent(64).dtype == torch.float64
+        noisy = net.synthesize(net.map_z(z), noise="random", generator=torch.Generator().manual_seed(0))
+    assert noisy.dtype == torch.float64 and torch.isfinite(noisy).all()
+
+
 def test_randomize_noise_follows_the_global_rng():
     net = _tiny(seed=11)
     z = torch.randn(2, 32)

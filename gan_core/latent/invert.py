@@ -1,0 +1,249 @@
+"""GAN inversion: find the latent whose image best matches a given picture.
+
+The loss is a pixel term (L1 or MSE) plus a multi-scale structural term, SSIM averaged over an
+image pyramid (no pretrained perceptual network is available offline, and SSIM over scales
+rewards matching structure rather than only average colour). z-space searches add a prior term
+that keeps z near the shell where N(0, I) samples live, so the code stays one the generator
+was trained on. The search starts from the best of a few seeded candidates and the mean
+latent, then runs Adam on the code alone: the generator is a frozen private copy, so the
+model's own weights are never touched and get no gradients.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+
+from ..images import check_image_batch, signed_to_comfy, to_rgb
+from ..seeds import MAX_SEED, latents_for_seeds
+from .space import GANLatent, LatentSpace
+
+if TYPE_CHECKING:
+    from ..model import GANModel
+
+log = logging.getLogger("gan_core")
+
+INVERT_SPACES = ("auto", "z", "w", "w+")
+PIXEL_LOSSES = ("l1", "mse")
+
+
+@dataclass
+class InversionResult:
+    latent: GANLatent  # one code in the searched space
+    image: torch.Tensor  # IMAGE [1, H, W, 3]: the reconstruction
+    target: torch.Tensor  # IMAGE [1, H, W, 3]: the picture as compared (at the model's size)
+    psnr: float  # dB, reconstruction vs target, in [0, 1]
+    history: dict[str, list[float]] = field(default_factory=dict)  # per step: loss terms, psnr
+    steps: int = 0  # steps completed
+    stopped: bool = False  # check_stop asked to stop early
+
+
+# --------------------------------------------------------------------------- image measures
+
+def _window(channels: int, size: int, sigma: float, like: torch.Tensor) -> torch.Tensor:
+    x = torch.arange(size, dtype=like.dtype, device=like.device) - (size - 1) / 2
+    g = torch.exp(-x * x / (2 * sigma * sigma))
+    g = g / g.sum()
+    return (g[:, None] * g[None, :]).expand(channels, 1, size, size).contiguous()
+
+
+def ssim(x: torch.Tensor, y: torch.Tensor, window: int = 7, sigma: float = 1.5) -> torch.Tensor:
+    """Mean SSIM per image of [B, C, H, W] batches in [0, 1] (Gaussian window, reflect
+    padding so small images keep every pixel)."""
+    c = x.shape[1]
+    size = min(window, x.shape[-1], x.shape[-2]) | 1
+    if size > min(x.shape[-1], x.shape[-2]):
+        size -= 2
+    k = _window(c, max(1, size), sigma, x)
+    pad = k.shape[-1] // 2
+
+    def blur(t: torch.Tensor) -> torch.Tensor:
+        if pad:
+            t = F.pad(t, (pad, pad, pad, pad), mode="reflect")
+        return F.conv2d(t, k, groups=c)
+
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    mx, my = blur(x), blur(y)
+    sxx, syy, sxy = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
+    s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
+    return s.flatten(1).mean(1)
+
+
+def ms_ssim(x: torch.Tensor, y: torch.Tensor, levels: int = 4) -> torch.Tensor:
+    """SSIM averaged over an image pyramid (halving until 8 px or `levels` scales), per image."""
+    scores = []
+    for _ in range(levels):
+        scores.append(ssim(x, y))
+        if min(x.shape[-2:]) < 16:
+            break
+        x, y = F.avg_pool2d(x, 2), F.avg_pool2d(y, 2)
+    return torch.stack(scores).mean(0)
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Peak signal-to-noise ratio in dB of two images in [0, 1]."""
+    mse = (a.float() - b.float()).pow(2).mean().item()
+    return float("inf") if mse == 0 else 10.0 * math.log10(1.0 / mse)
+
+
+# --------------------------------------------------------------------------- helpers
+
+def _fit_target(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """IMAGE [1, H, W, C] -> [1, 3, h, w] in [0, 1] at the generator's size: a centre square
+    crop when the aspect differs, then an antialiased resize, each said in the log."""
+    x = to_rgb(image).permute(0, 3, 1, 2).float()
+    h, w = x.shape[-2:]
+    th, tw = size
+    if h * tw != w * th:
+        side_h, side_w = (h, h * tw // th) if w * th > h * tw else (w * th // tw, w)
+        top, left = (h - side_h) // 2, (w - side_w) // 2
+        log.info("invert: the %dx%d image is cropped to its centre %dx%d to match the "
+                 "generator's aspect", w, h, side_w, side_h)
+        x = x[..., top:top + side_h, left:left + side_w]
+    if tuple(x.shape[-2:]) != (th, tw):
+        log.info("invert: the image is resized from %dx%d to the generator's %dx%d",
+                 x.shape[-1], x.shape[-2], tw, th)
+        x = F.interpolate(x, size=(th, tw), mode="bilinear", align_corners=False, antialias=True)
+    return x.clamp(0.0, 1.0)
+
+
+def _frozen_copy(module: torch.nn.Module) -> torch.nn.Module:
+    """A private copy for autograd: made outside inference mode (a model loaded in ComfyUI
+    holds inference tensors, which autograd refuses), eval mode, no parameter wants grads."""
+    net = copy.deepcopy(module).eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    return net
+
+
+def _lr_at(lr: float, step: int, steps: int) -> float:
+    """Short warm-up, then a cosine ramp-down over the last 30% of the steps."""
+    t = step / max(1, steps)
+    up = min(1.0, t / 0.05)
+    down = 0.5 - 0.5 * math.cos(math.pi * min(1.0, (1.0 - t) / 0.3))
+    return lr * up * max(down, 0.02)
+
+
+# --------------------------------------------------------------------------- inversion
+
+def invert(model: "GANModel", image: torch.Tensor, steps: int = 300, space: str = "auto",
+           lr: float = 0.05, seed: int = 0, callbacks: Any = None, pixel_loss: str = "l1",
+           ssim_weight: float = 1.0, prior_weight: float = 0.05, candidates: int = 8,
+           preview_every: int = 0, device: torch.device | str | None = None) -> InversionResult:
+    """Search the latent that reproduces `image` (IMAGE [1, H, W, C] in [0, 1]).
+
+    `space`: "z" (the Gaussian input; with a z prior), "w" (after the mapping network; the
+    same as z for models without one), "w+" (one w per layer: closest fits, less editable) or
+    "auto" (w for mapping models, else z). Starts from the best of `candidates` seeded codes
+    (seed, seed+1, ...) and the mean latent, then `steps` Adam steps at `lr`. Callbacks:
+    `on_step(step, losses)` after each step, `check_stop()` before each (it may raise to
+    cancel, or return True to stop early and keep the best code so far), `on_preview(step,
+    IMAGE)` every `preview_every` steps. Runs with gradients enabled even when called under
+    torch.inference_mode(); returns the best code seen, its image and PSNR, and the history.
+    """
+    work = LatentSpace(model, device)
+    if space == "auto":
+        space = "w" if work.mapped else "z"
+    if space not in INVERT_SPACES:
+        raise ValueError(f"space must be one of {INVERT_SPACES}, got {space!r}")
+    if pixel_loss not in PIXEL_LOSSES:
+        raise ValueError(f"pixel_loss must be one of {PIXEL_LOSSES}, got {pixel_loss!r}")
+    if steps < 0:
+        raise ValueError(f"steps must be at least 0, got {steps}")
+    image = check_image_batch(image, "image")
+    if image.shape[0] != 1:
+        raise ValueError(f"image: invert takes one image at a time, got a batch of {image.shape[0]}")
+    on_step = getattr(callbacks, "on_step", None)
+    check_stop = getattr(callbacks, "check_stop", None)
+    on_preview = getattr(callbacks, "on_preview", None)
+    mean = work.mean_w()  # before copying: the cache belongs to the model's own module
+    gaussian = space == "z" or not work.mapped  # the searched code has an N(0, I) prior
+    dev = work.device
+
+    with torch.inference_mode(False), torch.enable_grad():
+        work.module = _frozen_copy(work.module)
+        image = image.clone()
+
+        def render(code: torch.Tensor) -> torch.Tensor:
+            src = "z" if space == "z" else ("w+" if space == "w+" else "w")
+            target = "w+" if space == "w+" else work.render_space
+            return work.synthesize(work.to_space(code, src, target), noise="fixed")
+
+        # candidates: seeded codes and the mean, in the searched space
+        seeds = [(int(seed) + i) % (MAX_SEED + 1) for i in range(max(0, candidates))]
+        z = latents_for_seeds(seeds, work.z_dim).to(dev) if seeds else torch.zeros(0, work.z_dim, device=dev)
+        with torch.no_grad():
+            pool = torch.cat([z, torch.zeros(1, work.z_dim, device=dev)]) if space == "z" else \
+                torch.cat([work.to_space(z, "z", "w"), mean.to(dev)])
+            if space == "w+":
+                pool = work.to_space(pool, "w", "w+")
+            starts = [render(c) for c in pool.split(8)]
+        size, channels = tuple(starts[0].shape[-2:]), starts[0].shape[1]
+        target = _fit_target(image, size).to(dev)
+        if channels == 1:
+            target = (target * target.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+        target_img = signed_to_comfy(target * 2 - 1)  # as IMAGE, gray replicated like the output
+
+        def losses(code: torch.Tensor, out: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+            x = (out + 1.0) * 0.5
+            y = target.expand_as(x)
+            diff = x - y
+            pix = diff.abs() if pixel_loss == "l1" else diff.pow(2)
+            terms = {"pixel": pix.flatten(1).mean(1), "ssim": 1.0 - ms_ssim(x, y)}
+            total = terms["pixel"] + ssim_weight * terms["ssim"]
+            if gaussian and prior_weight:
+                terms["prior"] = (code.pow(2).flatten(1).mean(1) - 1.0).pow(2)
+                total = total + prior_weight * terms["prior"]
+            return total, terms
+
+        with torch.no_grad():
+            scores = torch.cat([losses(c, out)[0] for c, out in zip(pool.split(8), starts)])
+        del starts
+        best_i = int(scores.argmin())
+        code = pool[best_i:best_i + 1].clone().requires_grad_(True)
+        opt = torch.optim.Adam([code], lr=lr, betas=(0.9, 0.999))
+        best = (float(scores[best_i]), code.detach().clone())
+        history: dict[str, list[float]] = {}
+        stopped, done = False, 0
+        for step in range(1, steps + 1):
+            if check_stop is not None and check_stop():
+                stopped = True
+                break
+            for g in opt.param_groups:
+                g["lr"] = _lr_at(lr, step, steps)
+            out = render(code)
+            total, terms = losses(code, out)
+            value = float(total.detach())
+            if value < best[0]:
+                best = (value, code.detach().clone())
+            opt.zero_grad(set_to_none=True)
+            total.sum().backward()
+            opt.step()
+            done = step
+            with torch.no_grad():
+                shown = signed_to_comfy(out)
+                record = {"loss": value,
+                          **{k: float(v.detach()) for k, v in terms.items()},
+                          "psnr": psnr(shown, target_img)}
+            for k, v in record.items():
+                history.setdefault(k, []).append(v)
+            if on_step is not None:
+                on_step(step, record)
+            if on_preview is not None and preview_every and step % preview_every == 0:
+                on_preview(step, shown)
+        with torch.no_grad():
+            total, _ = losses(code, render(code))
+            if float(total) < best[0]:
+                best = (float(total), code.detach().clone())
+            final = best[1]
+            recon = signed_to_comfy(render(final))
+    result = InversionResult(
+        latent=GANLatent(space, final, model.arch, "fixed"), image=recon, target=target_img,
+        psnr=psnr(recon, target_img), history=history, steps=done, stopped=stopped)
+    log.info("invert: %d steps in %s, PSNR %.2f dB", done, space, result.psnr)
+    return result

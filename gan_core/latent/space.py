@@ -1,0 +1,260 @@
+"""One view of every generator's latent space, and the latent value that travels between nodes.
+
+Generators differ: DCGAN and the MLP GAN map a Gaussian z straight to an image; FastGAN adds
+per-layer noise; StyleGAN2 maps z to w through an MLP and takes one w per layer ("w+"). Modules
+that implement the shared latent protocol (`z_dim`, `w_dim`, `n_latent`, `map_z`, `synthesize`,
+StyleGAN2's `mean_latent`) say so themselves; `LatentSpace` supplies the obvious defaults for
+those that do not (w = z, one latent, synthesize = forward), so everything above it is written
+once for all architectures.
+"""
+from __future__ import annotations
+
+import os
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+import torch
+from torch import nn
+
+from ..images import signed_to_comfy
+from ..seeds import MAX_SEED, latents_for_seeds
+
+if TYPE_CHECKING:
+    from ..model import GANModel
+
+SPACES = ("z", "w", "w+")
+NOISE_MODES = ("fixed", "random", "none")
+MEAN_LATENT_SAMPLES = 4096
+_MEAN_SEED = 0
+_NOISE_SALT = 0x9E3779B97F4A7C15  # a noise generator must not replay its image's z draws
+_LATENT_FORMAT = "gan_atelier_latent"
+
+# module -> its estimated mean w (CPU). Weak keys: a cache entry lives as long as its module.
+_MEAN_CACHE: "weakref.WeakKeyDictionary[nn.Module, torch.Tensor]" = weakref.WeakKeyDictionary()
+
+
+def check_noise(noise: str) -> str:
+    if noise not in NOISE_MODES:
+        raise ValueError(f"noise must be one of {NOISE_MODES}, got {noise!r}")
+    return noise
+
+
+def noise_seed(seed: int) -> int:
+    """The noise generator's seed for an image's seed: fixed per image, unlike its z stream."""
+    return (int(seed) ^ _NOISE_SALT) & MAX_SEED
+
+
+@dataclass
+class GANLatent:
+    """Latent codes for one generator: what Invert Image outputs and Generate From Latent
+    takes. `space` is "z" (the Gaussian input), "w" (after the mapping network; equals z for
+    models without one) or "w+" (one w per layer). `tensor` is [B, dim] for z/w and
+    [B, n_latent, w_dim] for w+, float32 on the CPU so it can be saved and passed around.
+    `noise` is the noise mode its images were made with."""
+
+    space: str
+    tensor: torch.Tensor
+    arch: str = ""
+    noise: str = "fixed"
+
+    def __post_init__(self) -> None:
+        if self.space not in SPACES:
+            raise ValueError(f"latent space must be one of {SPACES}, got {self.space!r}")
+        if not isinstance(self.tensor, torch.Tensor):
+            raise TypeError(f"latent tensor: expected a torch.Tensor, got {type(self.tensor).__name__}")
+        want = 3 if self.space == "w+" else 2
+        if self.tensor.dim() != want or self.tensor.shape[0] == 0:
+            layout = "[B, n_latent, w_dim]" if want == 3 else "[B, dim]"
+            raise ValueError(f"a {self.space!r} latent is shaped {layout} with B >= 1, got "
+                             f"{tuple(self.tensor.shape)}")
+        check_noise(self.noise)
+        self.tensor = self.tensor.detach().to("cpu", torch.float32)
+
+    def __len__(self) -> int:
+        return int(self.tensor.shape[0])
+
+    def __getitem__(self, index: int | slice) -> "GANLatent":
+        rows = self.tensor[index:index + 1] if isinstance(index, int) else self.tensor[index]
+        return GANLatent(self.space, rows, self.arch, self.noise)
+
+    @staticmethod
+    def cat(latents: Sequence["GANLatent"]) -> "GANLatent":
+        """One batch from several latents of the same space and shape."""
+        first = latents[0]
+        for other in latents[1:]:
+            if other.space != first.space or other.tensor.shape[1:] != first.tensor.shape[1:]:
+                raise ValueError(f"cannot join a {other.space} latent {tuple(other.tensor.shape)} "
+                                 f"to a {first.space} latent {tuple(first.tensor.shape)}")
+        return GANLatent(first.space, torch.cat([x.tensor for x in latents]), first.arch, first.noise)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write as .safetensors (one tensor "latent"; space, arch and noise in the metadata)."""
+        from safetensors.torch import save_file
+
+        from ..checkpoint import atomic_write  # lazy: checkpoint imports the model, which imports us
+
+        meta = {"format": _LATENT_FORMAT, "space": self.space, "arch": self.arch, "noise": self.noise}
+        tensor = self.tensor.clone().contiguous()
+        return atomic_write(path, lambda tmp: save_file({"latent": tensor}, tmp, metadata=meta))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "GANLatent":
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                meta = dict(f.metadata() or {})
+                tensor = f.get_tensor("latent") if "latent" in f.keys() else None
+        except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+            raise ValueError(f"latent file {str(path)!r} is not readable: {exc}") from None
+        if meta.get("format") != _LATENT_FORMAT or tensor is None:
+            raise ValueError(f"latent file {str(path)!r} is not a GAN Atelier latent "
+                             f"(no {_LATENT_FORMAT!r} metadata or no 'latent' tensor)")
+        return cls(meta.get("space", ""), tensor, meta.get("arch", ""), meta.get("noise", "fixed"))
+
+
+class LatentSpace:
+    """A GANModel's sampling module seen through the latent protocol, on one device.
+
+    `mapped` is True for generators with a mapping network (StyleGAN2, recognised by its
+    `mean_latent` or a `latent_avg` from a converted file): their images are steered in w.
+    For the others w is z, whose prior is N(0, I)."""
+
+    def __init__(self, model: "GANModel", device: torch.device | str | None = None):
+        self.model = model
+        self.module = model.module.eval()
+        self.device = torch.device(device) if device is not None else model.device
+        if self.device != model.device:
+            self.module.to(self.device)  # as GANModel.generate always did: the model moves
+        m = self.module
+        self.protocol = callable(getattr(m, "synthesize", None))
+        self.z_dim = int(getattr(m, "z_dim", 0) or model.latent_dim)
+        self.w_dim = int(getattr(m, "w_dim", 0) or self.z_dim)
+        self.n_latent = int(getattr(m, "n_latent", 0) or 1)
+        self.mapped = (callable(getattr(m, "mean_latent", None))
+                       or getattr(m, "latent_avg", None) is not None)
+        self.arch = model.arch
+
+    # ------------------------------------------------------------------ the protocol
+    def map_z(self, z: torch.Tensor) -> torch.Tensor:
+        fn = getattr(self.module, "map_z", None)
+        return fn(z) if callable(fn) else z
+
+    def synthesize(self, w: torch.Tensor, noise: str = "fixed",
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+        """[B, C, H, W] in about [-1, 1] from w [B, w_dim] or w+ [B, n_latent, w_dim]."""
+        if self.protocol:
+            out = self.module.synthesize(w, noise=noise, generator=generator)
+        else:
+            out = self.module(w[:, 0] if w.dim() == 3 else w)  # one latent: w+ is [B, 1, D]
+        return out[0] if isinstance(out, (list, tuple)) else out
+
+    # ------------------------------------------------------------------ spaces
+    @property
+    def render_space(self) -> str:
+        """The space images are steered in: w for mapping models, z for the others."""
+        return "w" if self.mapped else "z"
+
+    def latent_shape(self, space: str) -> tuple[int, ...]:
+        if space == "z":
+            return (self.z_dim,)
+        return (self.n_latent, self.w_dim) if space == "w+" else (self.w_dim,)
+
+    def check(self, latent: GANLatent, what: str = "latent") -> GANLatent:
+        """Refuse a latent whose shape this generator cannot take, naming both."""
+        want = self.latent_shape(latent.space)
+        if tuple(latent.tensor.shape[1:]) != want:
+            src = f" (made by {latent.arch})" if latent.arch else ""
+            raise ValueError(
+                f"{what}: a {latent.space!r} latent shaped {tuple(latent.tensor.shape)}{src} does "
+                f"not fit this {self.arch} generator, which takes {latent.space} codes of shape "
+                f"[B, {', '.join(map(str, want))}]")
+        return latent
+
+    def to_space(self, tensor: torch.Tensor, space: str, target: str) -> torch.Tensor:
+        """Convert codes on this device: z -> w (mapping), w -> w+ (copied to every layer).
+        Without a mapping network z and w are the same codes."""
+        if not self.mapped:
+            space, target = ("w" if name == "z" else name for name in (space, target))
+        if space == target:
+            return tensor
+        if space == "w+" or target == "z":
+            raise ValueError(f"a {space!r} latent cannot be turned back into {target!r}")
+        if space == "z":
+            tensor = self.map_z(tensor)
+        if target == "w+":
+            tensor = tensor.unsqueeze(1).expand(-1, self.n_latent, -1).contiguous()
+        return tensor
+
+    def mean_w(self) -> torch.Tensor:
+        """[1, w_dim] on the CPU: the file's `latent_avg` when it ships one, else the mean of
+        map_z over 4096 seeded z, estimated once per module and cached. z-space models: 0,
+        the prior's mean."""
+        if not self.mapped:
+            return torch.zeros(1, self.z_dim)
+        avg = getattr(self.module, "latent_avg", None)
+        if isinstance(avg, torch.Tensor):
+            return avg.detach().float().reshape(1, -1).cpu()
+        cached = _MEAN_CACHE.get(self.module)
+        if cached is None:
+            # A normal tensor even when called under inference mode, so inversion can use it.
+            with torch.inference_mode(False), torch.no_grad():
+                g = torch.Generator().manual_seed(_MEAN_SEED)
+                z = torch.randn(MEAN_LATENT_SAMPLES, self.z_dim, generator=g)
+                total = torch.zeros(self.w_dim, dtype=torch.float64)
+                for chunk in z.split(1024):
+                    total += self.map_z(chunk.to(self.device)).double().sum(0).cpu()
+                cached = (total / MEAN_LATENT_SAMPLES).float().unsqueeze(0)
+            _MEAN_CACHE[self.module] = cached
+        return cached
+
+    def truncate(self, w: torch.Tensor, psi: float) -> torch.Tensor:
+        """Pull render-space codes toward the mean: w_avg + psi (w - w_avg) for mapping models;
+        z * psi for z-space ones (the prior's mean is 0), exactly as generate always did."""
+        if not self.mapped:
+            return w * psi
+        if psi == 1.0:
+            return w
+        mean = self.mean_w().to(w.device, w.dtype)
+        return mean + psi * (w - mean)
+
+    # ------------------------------------------------------------------ seeds and images
+    def seed_codes(self, seeds: Sequence[int], truncation: float = 1.0) -> torch.Tensor:
+        """Render-space codes for seeds (z drawn per seed on the CPU, as ever), on the device."""
+        z = latents_for_seeds(seeds, self.z_dim)
+        if not self.mapped:
+            return (z * truncation).to(self.device)
+        return self.truncate(self.map_z(z.to(self.device)), truncation)
+
+    def render(self, codes: torch.Tensor, noise: str = "fixed",
+               seeds: Sequence[int] | None = None) -> torch.Tensor:
+        """IMAGE [B, H, W, 3] in [0, 1] (CPU) from w/w+ codes (z for z-space models). With
+        noise "random" each image draws its noise from a generator seeded by its seed, so it
+        does not depend on the batch; without seeds the global RNG is used."""
+        check_noise(noise)
+        codes = codes.to(self.device)
+        if noise != "random" or not self.protocol or seeds is None:
+            return signed_to_comfy(self.synthesize(codes, noise=noise))
+        out = []
+        for row, seed in zip(codes.split(1), seeds):
+            g = torch.Generator(device=self.device).manual_seed(noise_seed(seed))
+            out.append(signed_to_comfy(self.synthesize(row, noise="random", generator=g)))
+        return torch.cat(out)
+
+    def codes_of(self, latent: GANLatent, target: str | None = None) -> torch.Tensor:
+        """A GANLatent's tensor on the device in `target` space (default: w+ stays w+, the
+        rest go to the render space)."""
+        self.check(latent)
+        target = target or ("w+" if latent.space == "w+" else self.render_space)
+        return self.to_space(latent.tensor.to(self.device), latent.space, target)
+
+    def latent(self, tensor: torch.Tensor, space: str, noise: str = "fixed") -> GANLatent:
+        return GANLatent(space, tensor, self.arch, noise)
+
+
+def mean_latent(model: "GANModel") -> torch.Tensor:
+    """[1, w_dim] mean latent (CPU) of a model: the file's latent_avg, else the mean of map_z
+    over 4096 seeded z, computed once per module; 0 (the prior's mean) for z-space models."""
+    return LatentSpace(model).mean_w()

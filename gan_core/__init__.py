@@ -11,6 +11,10 @@ from .degrade import NOISE_KINDS, Recipe, degrade, degrade_nchw, parse_recipe
 from .device import resolve_device
 from .errors import CheckpointError, DatasetError, GanAtelierError, NonFiniteLossError
 from .images import check_image_batch, make_grid, save_image, tensor_to_pil
+from .latent import (EASINGS, INTERPOLATION_MODES, INVERT_SPACES, NOISE_MODES, STYLE_LAYERS,
+                     GANLatent, InversionResult, LatentSpace, WalkResult, fps_hint,
+                     generate_from_latent, interpolate, invert, lerp, mean_latent, seed_latent,
+                     slerp, style_mix, variations, walk)
 from .model import DIRECTIONS, GANModel
 from .models import list_archs
 from .paths import UnsafePathError, release_if_empty, reserve_numbered, safe_join
@@ -29,4 +33,8 @@ __all__ = [
     "save_image", "tensor_to_pil", "train",
     "CropSource", "DIRECTIONS", "StyleTrainConfig", "crops_from_images", "open_crop_source",
     "train_style",
+    "EASINGS", "GANLatent", "INTERPOLATION_MODES", "INVERT_SPACES", "InversionResult",
+    "LatentSpace", "NOISE_MODES", "STYLE_LAYERS", "WalkResult", "fps_hint",
+    "generate_from_latent", "interpolate", "invert", "lerp", "mean_latent", "seed_latent",
+    "slerp", "style_mix", "variations", "walk",
 ]

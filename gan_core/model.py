@@ -14,9 +14,9 @@ import torch
 from torch import nn
 
 from .denoise import denoise_images
-from .images import signed_to_comfy
+from .latent.space import LatentSpace
 from .models import get_arch
-from .seeds import latents_for_seeds, parse_seeds
+from .seeds import parse_seeds
 from .stylize import stylize_images
 
 
@@ -102,25 +102,27 @@ class GANModel:
 
     @torch.inference_mode()
     def generate(self, seeds: int | str | Iterable[int], truncation: float = 1.0,
-                 batch_size: int = 64, device: torch.device | str | None = None) -> torch.Tensor:
+                 batch_size: int = 64, device: torch.device | str | None = None,
+                 noise: str = "fixed") -> torch.Tensor:
         """Images for `seeds` as float32 [B,H,W,3] in [0,1] on the CPU.
 
         Each seed's latent comes from its own generator and the network runs in eval mode,
         so a seed's image never depends on which other seeds share the batch. `truncation`
-        scales latents toward the prior's mean (0): below 1 trades variety for typicality.
+        pulls latents toward the mean: z toward 0 (the prior's mean) for z-space models, w
+        toward the mean w for mapping models (StyleGAN2); below 1 trades variety for
+        typicality. `noise` (generators with noise inputs): "fixed" (the default: an image
+        depends on its seed alone), "random" (drawn from a generator seeded by the image's
+        seed) or "none". Goes through gan_core.latent's adapter, like every latent tool.
         """
         self._require_task("generate")
         if not 0.0 <= truncation <= 2.0:
             raise ValueError(f"truncation must be between 0 and 2, got {truncation}")
         seeds = parse_seeds(seeds)
-        net = self.module.eval()
-        dev = torch.device(device) if device is not None else self.device
-        if dev != self.device:
-            net = net.to(dev)
+        space = LatentSpace(self, device)
         out = []
         for i in range(0, len(seeds), max(1, batch_size)):
-            z = latents_for_seeds(seeds[i:i + batch_size], self.latent_dim) * truncation
-            out.append(signed_to_comfy(net(z.to(dev))))
+            chunk = seeds[i:i + batch_size]
+            out.append(space.render(space.seed_codes(chunk, truncation), noise=noise, seeds=chunk))
         return torch.cat(out)
 
     def stylize(self, images: torch.Tensor, strength: float = 1.0,

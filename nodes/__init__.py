@@ -23,6 +23,10 @@ NODES = [
     ("io", "GANAtelierSaveModel", "Save GAN Model (GAN Atelier)"),
     ("datasets", "GANAtelierExampleDataset", "Example Dataset (GAN Atelier)"),
     ("images", "GANAtelierImageGrid", "Image Grid (GAN Atelier)"),
+    ("latent", "GANAtelierLatentWalk", "Latent Walk (GAN Atelier)"),
+    ("latent", "GANAtelierInvertImage", "Invert Image (GAN Atelier)"),
+    ("latent", "GANAtelierGenerateFromLatent", "Generate From Latent (GAN Atelier)"),
+    ("latent", "GANAtelierStyleMix", "Style Mix (GAN Atelier)"),
 ]
 
 

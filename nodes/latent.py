@@ -1,0 +1,232 @@
+"""Latent nodes: walks between seeds, image inversion, generation from a latent (with
+variations) and style mixing. The work is gan_core's; these wrap it with ComfyUI's progress,
+cancel and device."""
+from __future__ import annotations
+
+import logging
+
+import torch
+
+from .. import gan_core
+from . import bridge
+
+log = logging.getLogger("gan_atelier")
+
+LATENT = "GAN_LATENT"
+SEED_MAX = gan_core.MAX_SEED
+
+
+def _require_generator(model) -> None:
+    if model.task != "generate":
+        raise ValueError(f"model: expected a generator, got a {model.task!r} model ({model.arch})")
+
+
+def _callbacks(progress: bridge.Progress, offset: int = 0, preview: bool = False):
+    """Progress (shifted by `offset` for batches) and ComfyUI's cancel, as gan_core hooks."""
+    return gan_core.TrainCallbacks(
+        on_step=lambda done, losses: progress.update(offset + done),
+        on_preview=(lambda step, image: progress.update(offset + step, image)) if preview else None,
+        check_stop=bridge.check_interrupt,
+    )
+
+
+class GANAtelierLatentWalk:
+    DESCRIPTION = ("Animate a generator: frames that travel through latent space from seed to "
+                   "seed (e.g. 1,5,9) and, looped, back to the first, seamlessly. Feed the frames "
+                   "and the fps output to Save Animated WEBP or Create Video.")
+    CATEGORY = "GAN Atelier/latent"
+    FUNCTION = "walk"
+    RETURN_TYPES = ("IMAGE", "FLOAT")
+    RETURN_NAMES = ("frames", "fps")
+    OUTPUT_TOOLTIPS = ("the animation frames, RGB",
+                       "a frame rate that shows each seed-to-seed move in about two seconds "
+                       "(6-24 fps)")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "model": ("GAN_MODEL", {"tooltip": "a generator from Train or Load GAN Model"}),
+                "seeds": ("STRING", {"default": "1,5,9",
+                          "tooltip": "the seeds to visit in order, e.g. 1,5,9 (ranges like 3-6 "
+                                     "work too); at least two"}),
+                "frames": ("INT", {"default": 48, "min": 2, "max": 4096,
+                           "tooltip": "total number of frames in the animation"}),
+                "mode": (list(gan_core.INTERPOLATION_MODES), {"default": "auto",
+                         "tooltip": "auto: spherical in z for plain GANs, linear in w for "
+                                    "StyleGAN2 (each model's best practice); or force one"}),
+                "easing": (list(gan_core.EASINGS), {"default": "linear",
+                           "tooltip": "speed along each seed-to-seed move: linear = constant; "
+                                      "ease_in_out = slows down at every seed"}),
+                "loop": ("BOOLEAN", {"default": True,
+                         "tooltip": "return to the first seed so the animation repeats without "
+                                    "a jump (no frame is repeated at the seam)"}),
+            },
+            "optional": {
+                "truncation": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 2.0, "step": 0.05,
+                               "tooltip": "below 1 pulls every frame toward the average image"}),
+            },
+        }
+
+    def walk(self, model, seeds, frames, mode, easing, loop, truncation=1.0):
+        _require_generator(model)
+        stops = gan_core.parse_seeds(seeds)
+        progress = bridge.Progress(frames)
+        try:
+            result = gan_core.walk(model, stops, frames, mode=mode, easing=easing, loop=loop,
+                                   truncation=truncation, device=bridge.device(),
+                                   callbacks=_callbacks(progress))
+        finally:
+            bridge.soft_empty_cache()
+        return (result.images, result.fps)
+
+
+class GANAtelierInvertImage:
+    DESCRIPTION = ("Find the latent whose generated image best matches your image (GAN "
+                   "inversion). Outputs the latent for Generate From Latent or Style Mix, the "
+                   "reconstruction and its PSNR. Images are fitted to the model's size; each "
+                   "image of a batch is inverted on its own.")
+    CATEGORY = "GAN Atelier/latent"
+    FUNCTION = "invert"
+    RETURN_TYPES = (LATENT, "IMAGE", "FLOAT")
+    RETURN_NAMES = ("latent", "reconstruction", "psnr")
+    OUTPUT_TOOLTIPS = ("one latent code per input image",
+                       "the generator's image of each latent, at the model's size",
+                       "mean PSNR (dB) of the reconstructions against the fitted inputs")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "model": ("GAN_MODEL", {"tooltip": "a generator from Train or Load GAN Model"}),
+                "image": ("IMAGE", {"tooltip": "the picture(s) to reproduce; centre-cropped to "
+                                               "square and resized to the model's size"}),
+                "steps": ("INT", {"default": 300, "min": 1, "max": 10000,
+                          "tooltip": "optimisation steps per image: more = closer match, slower"}),
+                "space": (list(gan_core.INVERT_SPACES), {"default": "auto",
+                          "tooltip": "z: the input noise (most editable); w: after StyleGAN2's "
+                                     "mapping network; w+: one w per layer (closest match, less "
+                                     "editable); auto: w for StyleGAN2, else z"}),
+                "seed": ("INT", {"default": 0, "min": 0, "max": SEED_MAX,
+                         "control_after_generate": True,
+                         "tooltip": "seeds the starting candidates (seed, seed+1, ...)"}),
+            },
+            "optional": {
+                "learning_rate": ("FLOAT", {"default": 0.05, "min": 1e-4, "max": 1.0,
+                                  "step": 0.005, "tooltip": "Adam step size on the latent"}),
+            },
+        }
+
+    def invert(self, model, image, steps, space, seed, learning_rate=0.05):
+        _require_generator(model)
+        images = gan_core.check_image_batch(image, "image")
+        progress = bridge.Progress(steps * len(images))
+        device = bridge.device()
+        latents, recons, scores = [], [], []
+        try:
+            for i in range(len(images)):
+                result = gan_core.invert(
+                    model, images[i:i + 1], steps=steps, space=space, lr=learning_rate,
+                    seed=seed, device=device, preview_every=max(1, steps // 10),
+                    callbacks=_callbacks(progress, offset=i * steps, preview=True))
+                latents.append(result.latent)
+                recons.append(result.image)
+                scores.append(result.psnr)
+                log.info("GAN Atelier: inverted image %d/%d in %s, PSNR %.2f dB",
+                         i + 1, len(images), result.latent.space, result.psnr)
+        finally:
+            bridge.soft_empty_cache()
+        return (gan_core.GANLatent.cat(latents), torch.cat(recons), float(sum(scores) / len(scores)))
+
+
+class GANAtelierGenerateFromLatent:
+    DESCRIPTION = ("Generate images from a latent (from Invert Image): the latent's own image, "
+                   "or variations around it. Variation strength 0 repeats the source; 1 gives "
+                   "unrelated images.")
+    CATEGORY = "GAN Atelier/latent"
+    FUNCTION = "generate"
+    RETURN_TYPES = ("IMAGE",)
+    RETURN_NAMES = ("images",)
+    OUTPUT_TOOLTIPS = ("count images per latent code, grouped by code",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "model": ("GAN_MODEL", {"tooltip": "the generator the latent was made for"}),
+                "latent": (LATENT, {"tooltip": "latent codes from Invert Image"}),
+                "count": ("INT", {"default": 1, "min": 1, "max": 4096,
+                          "tooltip": "images per latent code"}),
+                "variation_strength": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0,
+                                       "step": 0.05,
+                                       "tooltip": "how far each image moves from the latent "
+                                                  "toward a random one: 0 = the latent itself"}),
+                "seed": ("INT", {"default": 0, "min": 0, "max": SEED_MAX,
+                         "control_after_generate": True,
+                         "tooltip": "seeds the variations (image j of code i uses seed + "
+                                    "i * count + j)"}),
+            },
+            "optional": {
+                "truncation": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 2.0, "step": 0.05,
+                               "tooltip": "below 1 pulls the images toward the average image"}),
+            },
+        }
+
+    def generate(self, model, latent, count, variation_strength, seed, truncation=1.0):
+        _require_generator(model)
+        device = bridge.device()
+        if count > 1 or variation_strength > 0:
+            latent = gan_core.variations(model, latent, count, variation_strength, seed=seed,
+                                         device=device)
+        progress = bridge.Progress(len(latent))
+        try:
+            images = gan_core.generate_from_latent(model, latent, truncation=truncation,
+                                                   device=device, callbacks=_callbacks(progress))
+        finally:
+            bridge.soft_empty_cache()
+        return (images,)
+
+
+class GANAtelierStyleMix:
+    DESCRIPTION = ("StyleGAN2 style mixing: an image whose coarse (pose, shape), middle "
+                   "(features) or fine (colour, texture) layers take their style from another "
+                   "seed. Needs a generator with per-layer styles; others give a clear error.")
+    CATEGORY = "GAN Atelier/latent"
+    FUNCTION = "mix"
+    RETURN_TYPES = ("IMAGE",)
+    RETURN_NAMES = ("images",)
+    OUTPUT_TOOLTIPS = ("the mixed image (one per latent code when a latent is connected)",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "model": ("GAN_MODEL", {"tooltip": "a StyleGAN2 generator from Load GAN Model"}),
+                "seed": ("INT", {"default": 0, "min": 0, "max": SEED_MAX,
+                         "control_after_generate": True,
+                         "tooltip": "the source image's seed (ignored when latent is connected)"}),
+                "mix_seed": ("INT", {"default": 1, "min": 0, "max": SEED_MAX,
+                             "tooltip": "the seed whose style replaces the chosen layers"}),
+                "layers": (list(gan_core.STYLE_LAYERS), {"default": "coarse",
+                           "tooltip": "which layers take the mix seed's style: coarse = 4-8 px "
+                                      "(pose, shape), middle = 16-32 px (features), fine = 64 px "
+                                      "and up (colour, texture)"}),
+            },
+            "optional": {
+                "latent": (LATENT, {"tooltip": "a source latent (from Invert Image) used "
+                                               "instead of the seed"}),
+                "truncation": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 2.0, "step": 0.05,
+                               "tooltip": "below 1 pulls both styles toward the average"}),
+            },
+        }
+
+    def mix(self, model, seed, mix_seed, layers, latent=None, truncation=1.0):
+        _require_generator(model)
+        bridge.check_interrupt()
+        try:
+            images = gan_core.style_mix(model, latent if latent is not None else seed, mix_seed,
+                                        layers=layers, truncation=truncation,
+                                        device=bridge.device())
+        finally:
+            bridge.soft_empty_cache()
+        return (images,)

@@ -1,0 +1,149 @@
+"""The latent nodes run as ComfyUI runs them: the pack imported by file location, nodes called
+under torch.inference_mode(), the faithful fakes of folder_paths, comfy.utils and
+comfy.model_management (tests/comfy_fakes), whose progress hook checks for interruption on
+every update as ComfyUI's server hook does."""
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+LATENT_NODES = {
+    "GANAtelierLatentWalk": "Latent Walk (GAN Atelier)",
+    "GANAtelierInvertImage": "Invert Image (GAN Atelier)",
+    "GANAtelierGenerateFromLatent": "Generate From Latent (GAN Atelier)",
+    "GANAtelierStyleMix": "Style Mix (GAN Atelier)",
+}
+
+
+def _helpers():
+    name = "gan_atelier_latent_models"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("latent_models.py"))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+H = _helpers()
+
+
+@pytest.fixture
+def env(comfy, pack, tmp_path, core_single_thread):
+    fp, utils, mm = comfy
+    fp.configure(str(tmp_path))
+    pack.nodes.bridge.register_model_folder()
+    calls = []
+
+    def hook(value, total, preview, node_id=None):
+        calls.append((value, total, preview))
+        mm.throw_exception_if_processing_interrupted()
+
+    utils.set_progress_bar_global_hook(hook)
+    mm.interrupt_current_processing(False)
+    yield mm, calls
+    utils.set_progress_bar_global_hook(None)
+
+
+@pytest.fixture(scope="module")
+def dcgan():
+    return H.varied_dcgan()
+
+
+def run(pack, node_id, **inputs):
+    obj = pack.NODE_CLASS_MAPPINGS[node_id]()
+    with torch.inference_mode():
+        return getattr(obj, obj.FUNCTION)(**inputs)
+
+
+def test_latent_nodes_are_registered_with_their_types(pack):
+    for node_id, display in LATENT_NODES.items():
+        assert pack.NODE_DISPLAY_NAME_MAPPINGS[node_id] == display
+        cls = pack.NODE_CLASS_MAPPINGS[node_id]
+        assert cls.CATEGORY == "GAN Atelier/latent" and len(cls.DESCRIPTION) > 40
+        spec = cls.INPUT_TYPES()
+        for name, (kind, opts) in {**spec["required"], **spec.get("optional", {})}.items():
+            assert opts.get("tooltip"), f"{node_id}.{name}"
+    walk = pack.NODE_CLASS_MAPPINGS["GANAtelierLatentWalk"]
+    assert walk.RETURN_TYPES == ("IMAGE", "FLOAT")
+    assert pack.NODE_CLASS_MAPPINGS["GANAtelierInvertImage"].RETURN_TYPES == ("GAN_LATENT", "IMAGE", "FLOAT")
+    assert pack.NODE_CLASS_MAPPINGS["GANAtelierGenerateFromLatent"].INPUT_TYPES()["required"]["latent"][0] == "GAN_LATENT"
+
+
+def test_latent_walk_node_gives_frames_and_an_fps_hint(env, pack, dcgan):
+    _, calls = env
+    frames, fps = run(pack, "GANAtelierLatentWalk", model=dcgan, seeds="1,5,9", frames=12,
+                      mode="auto", easing="ease_in_out", loop=True)
+    assert frames.shape == (12, 32, 32, 3) and frames.dtype == torch.float32
+    assert 0 <= frames.min() and frames.max() <= 1
+    assert isinstance(fps, float) and 6 <= fps <= 24
+    assert torch.equal(frames[0], dcgan.generate(1)[0])
+    assert calls[-1][:2] == (12, 12)
+    with pytest.raises(ValueError, match="seeds"):
+        run(pack, "GANAtelierLatentWalk", model=dcgan, seeds="1,x", frames=4, mode="auto",
+            easing="linear", loop=True)
+
+
+def test_invert_then_generate_from_latent(env, pack, dcgan):
+    _, calls = env
+    with torch.inference_mode():
+        pictures = torch.cat([dcgan.generate(40), torch.rand(1, 32, 32, 3)])
+    latent, recon, psnr = run(pack, "GANAtelierInvertImage", model=dcgan, image=pictures,
+                              steps=20, space="auto", seed=0)
+    assert isinstance(latent, pack.gan_core.GANLatent) and latent.space == "z" and len(latent) == 2
+    assert recon.shape == (2, 32, 32, 3) and isinstance(psnr, float) and psnr > 10
+    assert [p for _, _, p in calls if p is not None], "the reconstruction is previewed"
+    assert calls[-1][:2] == (40, 40)
+    (same,) = run(pack, "GANAtelierGenerateFromLatent", model=dcgan, latent=latent, count=1,
+                  variation_strength=0.0, seed=0)
+    torch.testing.assert_close(same, recon, atol=1e-5, rtol=0)
+    (varied,) = run(pack, "GANAtelierGenerateFromLatent", model=dcgan, latent=latent, count=3,
+                    variation_strength=0.5, seed=4)
+    assert varied.shape == (6, 32, 32, 3)
+    assert not torch.equal(varied[0], varied[1]) and not torch.equal(varied[0], same[0])
+
+
+def test_cancel_during_inversion_raises_the_interrupt(env, pack, dcgan, comfy):
+    mm, _ = env
+    _, utils, _ = comfy
+    weights = {k: v.clone() for k, v in dcgan.module.state_dict().items()}
+    seen = []
+
+    def cancel_at_three(value, total, preview, node_id=None):
+        seen.append(value)
+        if value >= 3:
+            mm.interrupt_current_processing(True)
+        mm.throw_exception_if_processing_interrupted()
+
+    utils.set_progress_bar_global_hook(cancel_at_three)
+    obj = pack.NODE_CLASS_MAPPINGS["GANAtelierInvertImage"]()
+    with pytest.raises(mm.InterruptProcessingException), torch.inference_mode():
+        obj.invert(model=dcgan, image=torch.rand(1, 32, 32, 3), steps=500, space="z", seed=0)
+    assert 3 <= max(seen) < 500
+    assert all(torch.equal(weights[k], v) for k, v in dcgan.module.state_dict().items())
+
+
+def test_style_mix_node(env, pack, dcgan):
+    toy = H.toy_model()
+    (mixed,) = run(pack, "GANAtelierStyleMix", model=toy, seed=1, mix_seed=2, layers="coarse")
+    assert mixed.shape == (1, 16, 16, 3)
+    latent = pack.gan_core.seed_latent(toy, "3-4")
+    (from_latent,) = run(pack, "GANAtelierStyleMix", model=toy, seed=1, mix_seed=2,
+                         layers="middle", latent=latent)
+    assert from_latent.shape == (2, 16, 16, 3)
+    with pytest.raises(ValueError, match="per-layer styles"):
+        run(pack, "GANAtelierStyleMix", model=dcgan, seed=1, mix_seed=2, layers="coarse")
+
+
+def test_latent_nodes_refuse_other_tasks(env, pack):
+    from gan_core.models import get_arch
+
+    spec = get_arch("transformer_net")
+    style = pack.gan_core.GANModel("transformer_net", spec.config_cls(), spec.build(spec.config_cls()))
+    with pytest.raises(ValueError, match="expected a generator"):
+        run(pack, "GANAtelierLatentWalk", model=style, seeds="1,2", frames=4, mode="auto",
+            easing="linear", loop=True)

@@ -9,7 +9,8 @@ from .data import (BUILTIN_DATASETS, BUILTIN_PREFIX, FIT_MODES, CropSource, Imag
                    open_crop_source, open_dataset, read_image)
 from .degrade import NOISE_KINDS, Recipe, degrade, degrade_nchw, parse_recipe
 from .device import resolve_device
-from .errors import CheckpointError, DatasetError, GanAtelierError, NonFiniteLossError
+from .errors import (CheckpointError, DatasetError, GanAtelierError, ImageError,
+                     NonFiniteLossError)
 from .images import check_image_batch, make_grid, save_image, tensor_to_pil
 from .latent import (EASINGS, INTERPOLATION_MODES, INVERT_SPACES, NOISE_MODES, STYLE_LAYERS,
                      GANLatent, InversionResult, LatentSpace, WalkResult, fps_hint,
@@ -33,6 +34,7 @@ __all__ = [
     "save_image", "tensor_to_pil", "train",
     "CropSource", "DIRECTIONS", "StyleTrainConfig", "crops_from_images", "open_crop_source",
     "train_style",
+    "ImageError",
     "EASINGS", "GANLatent", "INTERPOLATION_MODES", "INVERT_SPACES", "InversionResult",
     "LatentSpace", "NOISE_MODES", "STYLE_LAYERS", "WalkResult", "fps_hint",
     "generate_from_latent", "interpolate", "invert", "lerp", "mean_latent", "seed_latent",

@@ -58,3 +58,4 @@ def load_public(path: Path, obj: dict[str, Any]):
 from . import style  # noqa: E402,F401
 from . import denoise  # noqa: E402,F401
 from . import stylegan2  # noqa: E402,F401
+from . import fastgan  # noqa: E402,F401

@@ -468,10 +468,26 @@ def _image_to_image(args: argparse.Namespace, task: str, verb: str, apply) -> in
         model.to(args.device)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    for path in tqdm(_input_files(args.inputs), desc=f"{verb} ({model.arch})", unit="image"):
-        result = apply(model, gan_core.read_image(path).unsqueeze(0))
+    files = _input_files(args.inputs)
+    skipped = []
+    for path in tqdm(files, desc=f"{verb} ({model.arch})", unit="image"):
+        try:
+            image = gan_core.read_image(path).unsqueeze(0)
+        except (gan_core.GanAtelierError, OSError) as exc:
+            # One bad file (empty, truncated, over the pixel limit) must not stop the others.
+            print(f"error: skipped {path}: {exc}", file=sys.stderr)
+            skipped.append(path)
+            continue
+        result = apply(model, image)
+        del image
         gan_core.save_image(result, out / f"{path.stem}.png")
+    if len(skipped) == len(files):
+        raise gan_core.ImageError(f"none of the {len(files)} input images could be read")
     print(f"wrote the {verb}d images to {out}/")
+    if skipped:
+        print(f"error: {len(skipped)} of {len(files)} input images could not be read and were "
+              f"skipped", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -24,7 +24,7 @@ from torch import nn
 
 from .images import check_image_batch, to_gray
 from .stylize import _pad_dim, padded_size
-from .tiling import tiled_apply
+from .tiling import plan_tile, tiled_apply
 
 if TYPE_CHECKING:
     from .model import GANModel
@@ -48,42 +48,53 @@ def _forward(net: nn.Module, sigma: float | None):
     return fn
 
 
-def _run(net: nn.Module, x: torch.Tensor, sigma: float | None,
-         tile: int | None = None) -> torch.Tensor:
-    """x [N, C, H, W] in [0, 1] (C = net.image_channels) -> clean [N, C, H, W] in [0, 1].
+def _run(net: nn.Module, x: torch.Tensor, sigma: float | None, tile: int | None = None,
+         out: torch.Tensor | None = None) -> torch.Tensor:
+    """x [N, C, H, W] in [0, 1] (C = net.image_channels) -> clean [N, C, H, W] in [0, 1],
+    written into `out` when given (then the only full-size buffers are x and out).
 
-    Images larger than `tile` go through gan_core.tiling: overlapping tiles blended together,
-    one tile's activations at a time, the tile halved on out-of-memory. These networks have no
-    normalisation layers, so tiles agree with the whole-image result away from tile borders."""
+    Images larger than `tile` (or than tiling.MAX_UNTILED_SIDE) go through gan_core.tiling:
+    overlapping tiles blended together, one tile's activations at a time, the tile halved on
+    out-of-memory. These networks have no normalisation layers, so tiles agree with the
+    whole-image result away from tile borders."""
     h, w = x.shape[-2:]
     mult, minimum = int(getattr(net, "size_multiple", 1)), int(getattr(net, "min_size", 1))
     fn = _forward(net, sigma)
-    if tile is not None and max(h, w) > tile:
+    tile = plan_tile(tile, h, w, "denoise")
+    if tile is not None:
         step = max(mult, minimum)
-        return tiled_apply(fn, x, tile, multiple=step, min_tile=max(64, step)).clamp(0.0, 1.0)
+        y = tiled_apply(fn, x, tile, multiple=step, min_tile=max(64, step), out=out)
+        return y.clamp_(0.0, 1.0)  # the tiler's own buffer or `out`: never the caller's image
     th, tw = padded_size(h, mult, minimum), padded_size(w, mult, minimum)
     top, left = (th - h) // 2, (tw - w) // 2  # centred, so both borders see the same context
     x = _pad_dim(_pad_dim(x, top, th - h - top, -2), left, tw - w - left, -1)
     y = fn(x)[..., top:top + h, left:left + w]
-    return y.clamp(0.0, 1.0)
+    # Not clamped in place: a network may hand back (a view of) its input, the caller's image.
+    return y.clamp(0.0, 1.0) if out is None else out.copy_(y).clamp_(0.0, 1.0)
 
 
 def _denoise_color(net: nn.Module, x: torch.Tensor, sigma: float | None,
-                   tile: int | None = None) -> torch.Tensor:
-    """x [1, C, H, W] (C 1 or 3, the image's own channels) -> denoised, same shape."""
+                   tile: int | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
+    """x [1, C, H, W] (C 1 or 3, the image's own channels) -> denoised, same shape (into
+    `out` when given)."""
     want, have = int(net.image_channels), x.shape[1]
     if want == have:
-        return _run(net, x, sigma, tile)
+        return _run(net, x, sigma, tile, out)
     if want == 1:
         # A gray model on a colour image: each channel is denoised as its own gray image.
         # Running it on luma alone would lose the chroma noise and the colour; per channel keeps
         # colour and matches the additive-Gaussian noise model (independent per channel). One
         # channel at a time bounds memory to one plane.
+        if out is not None:
+            for i in range(have):
+                _run(net, x[:, i:i + 1], sigma, tile, out[:, i:i + 1])
+            return out
         return torch.cat([_run(net, x[:, i:i + 1], sigma, tile) for i in range(have)], 1)
     # A colour model on a gray image: fed as gray RGB, and the result turned back to one
     # channel with the same luma weights as everywhere else in gan_core.
     y = _run(net, x.expand(-1, 3, -1, -1), sigma, tile)
-    return to_gray(y.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+    gray = to_gray(y.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+    return gray if out is None else out.copy_(gray)
 
 
 def denoise_images(model: "GANModel", images: torch.Tensor, strength: float = 1.0,
@@ -113,19 +124,27 @@ def denoise_images(model: "GANModel", images: torch.Tensor, strength: float = 1.
                  "sigma %g is ignored", model.arch, sigma)
         sigma = None
     param = next(net.parameters())
-    out = []
     with torch.inference_mode():
         net.eval()
-        for img in images.split(1):  # one image at a time: memory of one image
+        # One preallocated result batch, filled image by image: no list of results and no
+        # final concatenation (which would hold the whole output twice).
+        result = torch.empty_like(images)
+        for i, img in enumerate(images.split(1)):  # one image at a time: memory of one image
+            res = result[i:i + 1]
             c = img.shape[-1]
             color = img[..., :3] if c == 4 else img
             if strength == 0.0:
-                clean = color
-            else:
-                x = color.permute(0, 3, 1, 2).to(param.device, param.dtype)
-                clean = _denoise_color(net, x, sigma, tile).float().permute(0, 2, 3, 1).cpu()
-            blended = torch.lerp(color, clean, strength) if strength < 1.0 else clean
+                res.copy_(img)
+                continue
+            target = res[..., :color.shape[-1]].permute(0, 3, 1, 2)
+            x = color.permute(0, 3, 1, 2).to(param.device, param.dtype)
+            direct = x.device == target.device and x.dtype == target.dtype
+            clean = _denoise_color(net, x, sigma, tile, target if direct else None)
+            if clean is not target:
+                target.copy_(clean)
+            del clean, x
+            if strength < 1.0:  # strength * clean + (1 - strength) * input
+                res[..., :color.shape[-1]].lerp_(color, 1.0 - strength)
             if c == 4:
-                blended = torch.cat([blended, img[..., 3:]], -1)  # alpha untouched
-            out.append(blended)
-    return torch.cat(out).contiguous()
+                res[..., 3:].copy_(img[..., 3:])  # alpha untouched
+    return result

@@ -17,6 +17,12 @@ class DatasetError(GanAtelierError, ValueError):
     """A dataset spec or folder cannot give any usable training image."""
 
 
+class ImageError(GanAtelierError, ValueError):
+    """An image file or an IMAGE tensor cannot be used: unreadable, truncated, over the pixel
+    limit, an unsupported mode or dtype, no pixels, or NaN/inf values. The message names the
+    file or the input and what was expected."""
+
+
 class NonFiniteLossError(GanAtelierError, FloatingPointError):
     """Training produced a NaN/inf loss; the step it happened at is kept for the message."""
 

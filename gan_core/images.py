@@ -5,37 +5,86 @@ ComfyUI's IMAGE is float32 [B, H, W, C], RGB, in [0, 1]; GANs work on [B, C, H, 
 """
 from __future__ import annotations
 
+import logging
 import math
 import os
+import re
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import ImageError
+
+log = logging.getLogger("gan_core")
+
+
+def _as_float(images: torch.Tensor, name: str) -> torch.Tensor:
+    """Any float dtype -> float32; uint8 is read as 0..255 and bool as 0/1 (both -> [0, 1]).
+
+    Other integer and complex dtypes have no agreed pixel range, so guessing would give a
+    silently wrong picture (0..255 ints read as 0..1 are all white): they are refused."""
+    if images.dtype == torch.float32:
+        return images
+    if images.is_floating_point() or images.dtype == torch.bool:
+        return images.float()
+    if images.dtype == torch.uint8:
+        return images.float().div_(255.0)
+    raise ImageError(f"{name}: expected float pixels in [0, 1] (or uint8 0..255), "
+                     f"got dtype {images.dtype}")
+
+
+def _check_finite(images: torch.Tensor, name: str) -> None:
+    """Image by image, so the temporary mask is one image's size and the error says which."""
+    for i, img in enumerate(images):
+        if torch.isfinite(img).all():
+            continue
+        nan = int(torch.isnan(img).sum())
+        inf = int(torch.isinf(img).sum())
+        raise ImageError(
+            f"{name}: image {i} of the batch of {len(images)} has {nan} NaN and {inf} infinite "
+            f"pixel values; IMAGE pixels must be finite numbers in [0, 1]. The node that made "
+            f"this batch produced invalid values; GAN Atelier does not guess what they should be."
+        )
 
 
 def check_image_batch(images: torch.Tensor, name: str = "images") -> torch.Tensor:
-    """Validate an IMAGE tensor and return it as float32, with errors that name the input."""
+    """Validate an IMAGE tensor and return it as float32 [B, H, W, C], C in 1/3/4.
+
+    A single image [H, W, C] gets a batch dim; uint8 (0..255) and other float dtypes are
+    converted. Errors name the input: not a tensor (TypeError), wrong shape, an empty batch, no
+    pixels, an unusable dtype, NaN or infinite values (ImageError, a ValueError)."""
     if not isinstance(images, torch.Tensor):
         raise TypeError(f"{name}: expected a torch.Tensor IMAGE batch, got {type(images).__name__}")
     if images.dim() == 3:
         images = images.unsqueeze(0)
     if images.dim() != 4 or images.shape[-1] not in (1, 3, 4):
-        raise ValueError(
+        raise ImageError(
             f"{name}: expected an IMAGE batch shaped [B, H, W, C] with C in 1/3/4, "
             f"got shape {tuple(images.shape)}"
         )
     if images.shape[0] == 0:
-        raise ValueError(f"{name}: the image batch is empty")
-    images = images.float()
-    if not torch.isfinite(images).all():
-        raise ValueError(f"{name}: the image batch contains NaN or infinite pixel values")
+        raise ImageError(f"{name}: the image batch is empty (shape {tuple(images.shape)}); "
+                         "there is nothing to process")
+    if images.shape[1] == 0 or images.shape[2] == 0:
+        raise ImageError(f"{name}: the images have no pixels (shape {tuple(images.shape)})")
+    images = _as_float(images, name)
+    _check_finite(images, name)
     return images
+
+
+def _check_channels(images: torch.Tensor, allowed: tuple[int, ...], what: str) -> int:
+    c = images.shape[-1] if images.dim() > 0 else 0
+    if images.dim() < 3 or c not in allowed:
+        raise ImageError(f"{what}: expected images [..., H, W, C] with C in "
+                         f"{'/'.join(map(str, allowed))}, got shape {tuple(images.shape)}")
+    return c
 
 
 def to_rgb(images: torch.Tensor) -> torch.Tensor:
     """[B,H,W,C] with C in 1/3/4 -> [B,H,W,3]; alpha is dropped, gray is replicated."""
-    c = images.shape[-1]
+    c = _check_channels(images, (1, 3, 4), "to_rgb")
     if c == 3:
         return images
     if c == 1:
@@ -44,13 +93,18 @@ def to_rgb(images: torch.Tensor) -> torch.Tensor:
 
 
 def to_gray(images: torch.Tensor) -> torch.Tensor:
-    """[B,H,W,3] RGB -> [B,H,W,1] using ITU-R 601 luma, the weights Pillow's "L" uses."""
+    """[B,H,W,3] RGB (or RGBA: alpha ignored) -> [B,H,W,1] using ITU-R 601 luma, the weights
+    Pillow's "L" uses; gray [B,H,W,1] is returned as it is."""
+    if _check_channels(images, (1, 3, 4), "to_gray") == 1:
+        return images
     w = images.new_tensor([0.299, 0.587, 0.114])
     return (images[..., :3] * w).sum(-1, keepdim=True)
 
 
 def comfy_to_signed(images: torch.Tensor, channels: int = 3) -> torch.Tensor:
     """IMAGE [B,H,W,C] in [0,1] -> network input [B,channels,H,W] in [-1,1]."""
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3, got {channels}")
     rgb = to_rgb(images)
     x = to_gray(rgb) if channels == 1 else rgb
     return x.permute(0, 3, 1, 2).mul(2.0).sub(1.0).contiguous()
@@ -58,13 +112,19 @@ def comfy_to_signed(images: torch.Tensor, channels: int = 3) -> torch.Tensor:
 
 def signed_to_comfy(x: torch.Tensor) -> torch.Tensor:
     """Network output [B,C,H,W] in about [-1,1] -> IMAGE [B,H,W,3] float32 in [0,1] on CPU."""
-    img = x.detach().float().add(1.0).mul(0.5).clamp_(0.0, 1.0).permute(0, 2, 3, 1)
+    if x.dim() != 4 or x.shape[1] not in (1, 3, 4):
+        raise ImageError(f"expected network output [B, C, H, W] with C in 1/3/4, "
+                         f"got shape {tuple(x.shape)}")
+    img = x.detach().float().add(1.0).mul_(0.5).clamp_(0.0, 1.0).permute(0, 2, 3, 1)
     return to_rgb(img.cpu().contiguous())
 
 
 def make_grid(images: torch.Tensor, nrow: int | None = None, pad: int = 2,
               pad_value: float = 1.0) -> torch.Tensor:
     """Tile an IMAGE batch [B,H,W,C] into one IMAGE [1,H',W',C] (near-square by default)."""
+    if images.dim() != 4:
+        raise ImageError(f"make_grid: expected an IMAGE batch [B, H, W, C], got shape "
+                         f"{tuple(images.shape)}")
     b, h, w, c = images.shape
     nrow = nrow or max(1, math.ceil(math.sqrt(b)))
     ncol = math.ceil(b / nrow)
@@ -77,31 +137,154 @@ def make_grid(images: torch.Tensor, nrow: int | None = None, pad: int = 2,
 
 
 def tensor_to_pil(image: torch.Tensor) -> Image.Image:
-    """One image [H,W,C] or [1,H,W,C] in [0,1] -> an 8-bit PIL image."""
+    """One image [H,W,C] or [1,H,W,C] (C 1/3/4) in [0,1] -> an 8-bit PIL image.
+
+    For display and saving, so it never fails on values: out-of-range values are clipped, NaN
+    becomes 0 and +/-inf 1/0 (a training preview must not stop a run)."""
     if image.dim() == 4:
+        if image.shape[0] != 1:
+            raise ImageError(f"tensor_to_pil: expected one image, got a batch of {image.shape[0]} "
+                             "(make_grid turns a batch into one image)")
         image = image[0]
-    arr = (image.detach().float().clamp(0, 1).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
-    if arr.shape[-1] == 1:
+    c = _check_channels(image, (1, 3, 4), "tensor_to_pil")
+    if image.dim() != 3 or image.shape[0] == 0 or image.shape[1] == 0:
+        raise ImageError(f"tensor_to_pil: expected an image [H, W, C] with pixels, got shape "
+                         f"{tuple(image.shape)}")
+    img = _as_float(image.detach(), "tensor_to_pil").cpu()
+    img = torch.nan_to_num(img, nan=0.0, posinf=1.0, neginf=0.0).clamp_(0.0, 1.0)
+    arr = img.mul_(255.0).add_(0.5).to(torch.uint8).numpy()
+    if c == 1:
         return Image.fromarray(arr[..., 0], "L")
-    return Image.fromarray(arr, "RGBA" if arr.shape[-1] == 4 else "RGB")
+    return Image.fromarray(arr, "RGBA" if c == 4 else "RGB")
+
+
+def _has_alpha(img: Image.Image) -> bool:
+    return img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
+        img.mode in ("P", "L", "RGB") and "transparency" in img.info)
+
+
+def _standard_mode(img: Image.Image) -> Image.Image:
+    """Any PIL mode -> "RGB" (8 bit) or a gray "I" / "F" image (more than 8 bits), which keep
+    their levels; transparency is composited onto white. Palette ("P"), bilevel ("1"), CMYK,
+    YCbCr, LAB, HSV... are converted by Pillow. An unconvertible mode is a ValueError."""
+    if img.mode.startswith("I;16"):
+        return img.convert("I")  # same values, a mode Image.reduce and numpy both handle
+    if img.mode in ("I", "F", "RGB"):
+        return img
+    if _has_alpha(img):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def _pil_to_array(img: Image.Image) -> np.ndarray:
+    """PIL image (any mode) -> uint8 [H,W,3], or float32 [H,W] gray in [0,1] for deep images."""
+    img = _standard_mode(img)
+    if img.mode in ("I", "F"):
+        # 16-bit (PNG, TIFF) and float grayscale: Pillow's convert("RGB") clips these to
+        # 0..255, which would turn almost every pixel white. Scale them ourselves, in place.
+        gray = np.array(img, dtype=np.float32)
+        if img.mode == "I":
+            scale = 65535.0
+        else:
+            scale = 1.0 if gray.size == 0 or np.nanmax(gray) <= 1.0 else 255.0
+        gray /= scale
+        np.nan_to_num(gray, copy=False, nan=0.0, posinf=1.0, neginf=0.0)
+        np.clip(gray, 0.0, 1.0, out=gray)
+        return gray
+    return np.array(img, dtype=np.uint8)
+
+
+def _array_to_tensor(arr: np.ndarray) -> torch.Tensor:
+    """_pil_to_array's result -> [H,W,3] float32 in [0,1], with one full-size float buffer."""
+    t = torch.from_numpy(arr)
+    if arr.ndim == 2:
+        return t[..., None].expand(*arr.shape, 3).contiguous()
+    return t.to(torch.float32).div_(255.0)
 
 
 def pil_to_tensor(img: Image.Image) -> torch.Tensor:
-    """PIL image (any mode) -> [H,W,3] float32 in [0,1]; alpha is composited onto white."""
-    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-        rgba = img.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        img = Image.alpha_composite(white, rgba)
-    if img.mode in ("I", "F") or img.mode.startswith("I;16"):
-        # 16-bit (PNG, TIFF) and float grayscale: Pillow's convert("RGB") clips these to
-        # 0..255, which would turn almost every pixel white. Scale them ourselves.
-        gray = np.asarray(img, dtype=np.float32)
-        scale = 1.0 if img.mode == "F" and gray.max(initial=0.0) <= 1.0 else (
-            255.0 if img.mode == "F" else 65535.0)
-        gray = np.clip(gray / scale, 0.0, 1.0)
-        return torch.from_numpy(np.repeat(gray[..., None], 3, axis=-1))
-    arr = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
-    return torch.from_numpy(arr.copy())
+    """PIL image (any mode) -> [H,W,3] float32 in [0,1]; alpha is composited onto white,
+    16-bit and float gray keep their levels (scaled, not clipped)."""
+    return _array_to_tensor(_pil_to_array(img))
+
+
+def _bomb_message(path: Path, exc: Exception) -> str:
+    found = re.search(r"\((\d+) pixels\)", str(exc))
+    limit = Image.MAX_IMAGE_PIXELS
+    shown = f"{int(found.group(1)):,} px" if found else "more pixels than allowed"
+    cap = f"{2 * limit:,} px (about {math.isqrt(2 * limit):,} px square)" if limit else "?"
+    return (f"image file {str(path)!r} is too large: {shown}, over Pillow's decompression-bomb "
+            f"limit of {cap}, 2 x PIL.Image.MAX_IMAGE_PIXELS. It is refused before decoding, "
+            f"so a small file cannot claim gigabytes. Downscale it, or raise "
+            f"PIL.Image.MAX_IMAGE_PIXELS if you trust the file.")
+
+
+def _open(path: Path) -> Image.Image:
+    """Image.open with Pillow's errors turned into ImageError messages naming the file."""
+    try:
+        return Image.open(path)
+    except Image.DecompressionBombError as exc:
+        raise ImageError(_bomb_message(path, exc)) from None
+    except UnidentifiedImageError:
+        size = path.stat().st_size
+        what = "it is empty (0 bytes)" if size == 0 else f"{size:,} bytes in no format it knows"
+        raise ImageError(f"image file {str(path)!r} cannot be read as an image: {what}") from None
+
+
+def _exif_upright(img: Image.Image, path: Path) -> None:
+    """Apply the EXIF orientation in place (phone photos are stored sideways with a tag)."""
+    try:
+        ImageOps.exif_transpose(img, in_place=True)
+    except Exception as exc:  # noqa: BLE001 - Pillow's EXIF parser raises many types
+        # A damaged EXIF block must not lose the picture: use it as stored.
+        log.warning("image file %r: unreadable EXIF orientation (%s); using the pixels as "
+                    "stored", str(path), exc)
+
+
+def read_image(path: str | os.PathLike, hint_size: int | None = None) -> torch.Tensor:
+    """One image file -> [H,W,3] float32 in [0,1]: the one reader behind the CLI, image folders
+    and crop sources, so every file-reading path treats odd files the same way.
+
+    * EXIF orientation is applied (the picture is upright as a viewer shows it);
+    * alpha and palette transparency are composited onto white; palette, bilevel, CMYK (JPEG,
+      TIFF), YCbCr, LAB... become RGB; 16-bit and float gray keep their levels (not clipped);
+    * animated files (GIF, APNG, WebP) give their first frame, and a warning says so;
+    * a file over Pillow's decompression-bomb limit (2 x PIL.Image.MAX_IMAGE_PIXELS, ~179 M px)
+      is refused before decoding with an ImageError naming the limit; an empty, truncated or
+      unrecognised file is an ImageError naming the file.
+
+    `hint_size` lets Pillow decode a large JPEG at reduced scale and shrinks huge images by an
+    integer factor before the float conversion, keeping at least 2 x hint_size px on the short
+    side, so a 6000 px photo does not cost 400 MB on the way to 64 px.
+    """
+    path = Path(path)
+    with _open(path) as img:
+        frames = int(getattr(img, "n_frames", 1) or 1)
+        if frames > 1:
+            log.warning("image file %r is animated (%s, %d frames); using its first frame only",
+                        str(path), img.format, frames)
+        if hint_size and img.format == "JPEG":
+            img.draft("RGB", (hint_size * 2, hint_size * 2))
+        try:
+            img.load()
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise ImageError(f"image file {str(path)!r} is truncated or corrupt: {exc}") from None
+        _exif_upright(img, path)
+        try:
+            std = _standard_mode(img)
+        except ValueError as exc:
+            raise ImageError(f"image file {str(path)!r}: cannot convert its mode {img.mode!r} "
+                             f"to RGB ({exc})") from None
+        if hint_size:
+            factor = min(std.size) // (hint_size * 2)
+            if factor >= 2:
+                std = std.reduce(factor)
+        arr = _pil_to_array(std)
+        del std
+    # The file's decoded pixels are freed before the float copy is made.
+    return _array_to_tensor(arr)
 
 
 def save_image(image: torch.Tensor, path: str | os.PathLike) -> Path:

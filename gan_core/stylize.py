@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .images import check_image_batch, to_gray, to_rgb
-from .tiling import downscale_for_stats, frozen_instance_norm, tiled_apply
+from .images import check_image_batch, to_gray
+from .tiling import downscale_for_stats, frozen_instance_norm, plan_tile, tiled_apply
 
 if TYPE_CHECKING:
     from .model import GANModel
@@ -53,37 +53,60 @@ def _to_net(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def _from_net(net: nn.Module, y: torch.Tensor) -> torch.Tensor:
-    """The network's output -> [1,3,H,W] in [0,1]."""
-    y = (y + 1.0) * 0.5 if net.io_range == "signed" else y / 255.0
-    if y.shape[1] == 1:
-        y = y.expand(-1, 3, -1, -1)
-    elif y.shape[1] != 3:
+    """The network's output -> [1,3,H,W] in [0,1], converted in place (y is the network's own
+    output or the tiler's buffer, never the caller's image: no full-size temporaries)."""
+    if y.shape[1] not in (1, 3):
         raise ValueError(f"the network returns {y.shape[1]} channels; stylize needs 1 or 3")
-    return y.clamp(0.0, 1.0)
+    if net.io_range == "signed":
+        y.add_(1.0).mul_(0.5)
+    else:
+        y.div_(255.0)
+    y.clamp_(0.0, 1.0)
+    return y.expand(-1, 3, -1, -1) if y.shape[1] == 1 else y
 
 
-def _run(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """x [1,3,H,W] in [0,1] on the network's device -> [1,3,H,W] in [0,1], whole image."""
+def _as_rgb_out(y: torch.Tensor) -> torch.Tensor:
+    """A tile's output with 3 channels (a gray network's result is replicated), so tiles can
+    be accumulated straight into an RGB buffer."""
+    if y.shape[1] == 1:
+        return y.expand(-1, 3, -1, -1)
+    if y.shape[1] != 3:
+        raise ValueError(f"the network returns {y.shape[1]} channels; stylize needs 1 or 3")
+    return y
+
+
+def _run(net: nn.Module, x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """x [1,3,H,W] in [0,1] on the network's device -> [1,3,H,W] in [0,1], whole image,
+    written into `out` when given."""
     h, w = x.shape[-2:]
     mult, minimum = int(getattr(net, "size_multiple", 1)), int(getattr(net, "min_size", 1))
     th, tw = padded_size(h, mult, minimum), padded_size(w, mult, minimum)
     top, left = (th - h) // 2, (tw - w) // 2  # centred, so both borders see the same context
     x = _pad_dim(_pad_dim(x, top, th - h - top, -2), left, tw - w - left, -1)
-    y = net(_to_net(net, x))[..., top:top + h, left:left + w]
-    return _from_net(net, y)
+    y = _from_net(net, net(_to_net(net, x))[..., top:top + h, left:left + w])
+    return y if out is None else out.copy_(y)
 
 
-def _run_tiled(net: nn.Module, x: torch.Tensor, tile: int) -> torch.Tensor:
+def _run_tiled(net: nn.Module, x: torch.Tensor, tile: int,
+               out: torch.Tensor | None = None) -> torch.Tensor:
     """Like _run, in overlapping tiles blended together, one tile's activations at a time.
 
     Instance-norm networks (CycleGAN, fast-neural-style) would give each tile its own
     statistics and tiles would disagree in tone; their statistics are captured once from a
     downscaled copy of the whole image and frozen for every tile. A CUDA out-of-memory error
-    halves the tile and retries (gan_core.tiling)."""
+    halves the tile and retries (gan_core.tiling).
+
+    Memory: x stays in [0,1] and each tile is converted to the network's range on its own, so
+    the only full-size buffers are x and the output (`out`, e.g. a slice of the caller's
+    result batch; blending weights sum to 1, so the range conversion can follow the blend)."""
     mult = max(int(getattr(net, "size_multiple", 1)), int(getattr(net, "min_size", 1)))
-    xn = _to_net(net, x)
-    with frozen_instance_norm(net, downscale_for_stats(xn), multiple=mult):
-        y = tiled_apply(net, xn, tile, multiple=mult, min_tile=max(64, mult))
+    x_low = _to_net(net, downscale_for_stats(x))  # area averaging commutes with _to_net
+
+    def tile_fn(t: torch.Tensor) -> torch.Tensor:
+        return _as_rgb_out(net(_to_net(net, t)))
+
+    with frozen_instance_norm(net, x_low, multiple=mult):
+        y = tiled_apply(tile_fn, x, tile, multiple=mult, min_tile=max(64, mult), out=out)
     return _from_net(net, y)
 
 
@@ -102,26 +125,34 @@ def stylize_images(model: "GANModel", images: torch.Tensor, strength: float = 1.
     if tile is not None and tile < 16:
         raise ValueError(f"tile must be at least 16 px (or None for whole images), got {tile}")
     param = next(net.parameters())
-    out = []
     with torch.inference_mode():
         net.eval()
+        # Results are written into one preallocated batch: no list of per-image results and
+        # no final concatenation (which would hold the whole output twice).
+        result = torch.empty_like(images)
         # One image at a time: memory stays that of one image, and a batch of unrelated
         # pictures never shares normalisation statistics (pix2pix's train-mode BatchNorm).
-        for img in images.split(1):
-            rgb = to_rgb(img)
-            if strength == 0.0:
-                styled = rgb
-            else:
-                x = rgb.permute(0, 3, 1, 2).to(param.device, param.dtype)
-                tiled = tile is not None and max(x.shape[-2:]) > tile
-                y = _run_tiled(net, x, tile) if tiled else _run(net, x)
-                styled = y.float().permute(0, 2, 3, 1).cpu()
+        for i, img in enumerate(images.split(1)):
+            res = result[i:i + 1]
             c = img.shape[-1]
-            base = img[..., :1] if c == 1 else rgb
+            if strength == 0.0:
+                res.copy_(img)
+                continue
+            rgb = img.expand(-1, -1, -1, 3) if c == 1 else img[..., :3]  # views, no copies
+            x = rgb.permute(0, 3, 1, 2).to(param.device, param.dtype)
+            # On the CPU in float32 the network's output goes straight into the result.
+            direct = c != 1 and x.device == res.device and x.dtype == res.dtype
+            target = res[..., :3].permute(0, 3, 1, 2) if direct else None
+            t = plan_tile(tile, x.shape[-2], x.shape[-1], "stylize")
+            y = _run_tiled(net, x, t, target) if t is not None else _run(net, x, target)
             if c == 1:
-                styled = to_gray(styled)
-            blended = torch.lerp(base, styled, strength) if strength < 1.0 else styled
+                res.copy_(to_gray(y.float().permute(0, 2, 3, 1).cpu()))
+            elif y is not target:
+                res[..., :3].copy_(y.permute(0, 2, 3, 1))
+            del y, x
+            base = img if c == 1 else img[..., :3]
+            if strength < 1.0:  # strength * styled + (1 - strength) * input
+                res[..., :base.shape[-1]].lerp_(base, 1.0 - strength)
             if c == 4:
-                blended = torch.cat([blended, img[..., 3:]], -1)  # alpha untouched
-            out.append(blended)
-    return torch.cat(out).contiguous()
+                res[..., 3:].copy_(img[..., 3:])  # alpha untouched
+    return result

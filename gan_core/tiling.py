@@ -37,6 +37,7 @@ raises `TileOutOfMemoryError` naming every size tried.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import types
 from typing import Callable, Iterator
@@ -48,8 +49,11 @@ from torch import Tensor, nn
 from .errors import GanAtelierError
 
 __all__ = [
+    "AUTO_TILE",
+    "MAX_UNTILED_SIDE",
     "TileOutOfMemoryError",
     "default_overlap",
+    "plan_tile",
     "downscale_for_stats",
     "frozen_instance_norm",
     "is_out_of_memory",
@@ -62,6 +66,34 @@ __all__ = [
 # First tile size tried after an untiled run runs out of memory (or half the image, if smaller):
 # going straight to the image's half size on a 4096 px image would likely fail again.
 FIRST_FALLBACK_TILE = 1024
+
+# Whole-image runs stop here: an image with a longer side is always tiled, even when the caller
+# asked for none. A 9-block CycleGAN needs ~1 KiB of activations per pixel, so an untiled
+# 4096 px image already needs ~16 GiB and a 10,000 px one ~100 GiB: more than most GPUs and CPU
+# servers have, and on a CPU host the kernel's out-of-memory killer would take the whole
+# ComfyUI server down instead of raising an error we could catch.
+MAX_UNTILED_SIDE = 4096
+# The tile used then: ~256 MiB of CycleGAN activations, the size the README recommends.
+AUTO_TILE = 512
+
+log = logging.getLogger("gan_core")
+
+
+def plan_tile(tile: int | None, height: int, width: int, what: str = "image") -> int | None:
+    """The tile size to run an image of height x width with, or None for one whole-image call.
+
+    `tile` None (or a tile at least as large as the image) means untiled, except above
+    MAX_UNTILED_SIDE, where AUTO_TILE is used and a warning names the limit."""
+    side = max(int(height), int(width))
+    if tile is not None and side > tile:
+        return tile
+    if side > MAX_UNTILED_SIDE:
+        chosen = AUTO_TILE if tile is None else min(tile, AUTO_TILE)
+        log.warning("%s: %d x %d px is larger than %d px a side, the limit for whole-image "
+                    "runs; processing it in %d px tiles to bound memory", what, width, height,
+                    MAX_UNTILED_SIDE, chosen)
+        return chosen
+    return None
 
 
 class TileOutOfMemoryError(GanAtelierError, torch.cuda.OutOfMemoryError):
@@ -326,7 +358,7 @@ def run_with_oom_fallback(run: Callable[[int | None], Tensor], tile: int | None,
 def _apply_once(fn: Callable[[Tensor], Tensor], x: Tensor, tile: int | None,
                 overlap: int | None, multiple: int, scale: int,
                 progress: Callable[[int, int], None] | None,
-                check_stop: Callable[[], None] | None) -> Tensor:
+                check_stop: Callable[[], None] | None, out: Tensor | None = None) -> Tensor:
     b, _, h, w = x.shape
     ys, th, wys = _axis_plan(h, tile, overlap, multiple, scale)
     xs, tw, wxs = _axis_plan(w, tile, overlap, multiple, scale)
@@ -339,11 +371,14 @@ def _apply_once(fn: Callable[[Tensor], Tensor], x: Tensor, tile: int | None,
         if progress is not None:
             progress(1, 1)
         cropped = y[..., :h * scale, :w * scale]
+        if out is not None:
+            _check_channels(y, out)
+            return out.copy_(cropped)
         if cropped.shape != y.shape:
             cropped = cropped.contiguous()
         return cropped.to(device=x.device, dtype=x.dtype)
 
-    out: Tensor | None = None
+    fresh = True
     wys = [v.to(device=x.device, dtype=x.dtype) for v in wys]
     wxs = [v.to(device=x.device, dtype=x.dtype) for v in wxs]
     # Tiles keep x's memory format: an IMAGE permuted to NCHW is channels_last in memory, and
@@ -363,9 +398,13 @@ def _apply_once(fn: Callable[[Tensor], Tensor], x: Tensor, tile: int | None,
             if out is None:
                 out = torch.zeros((b, y.shape[1], h * scale, w * scale),
                                   device=x.device, dtype=x.dtype)
+            elif fresh:  # the caller's buffer (or an out-of-memory retry): start from zero
+                _check_channels(y, out)
+                out.zero_()
             elif y.shape[1] != out.shape[1]:
                 raise ValueError(f"the tiled function returned {y.shape[1]} channels for one "
                                  f"tile and {out.shape[1]} for another")
+            fresh = False
             wx_ = (min(sx + tw, w) - sx) * scale
             weight = wy[:hy, None] * wx[None, :wx_]
             region = out[..., sy * scale:sy * scale + hy, sx * scale:sx * scale + wx_]
@@ -376,6 +415,12 @@ def _apply_once(fn: Callable[[Tensor], Tensor], x: Tensor, tile: int | None,
                 progress(done, total)
     assert out is not None
     return out
+
+
+def _check_channels(y: Tensor, out: Tensor) -> None:
+    if y.shape[1] != out.shape[1]:
+        raise ValueError(f"the tiled function returned {y.shape[1]} channels; the output buffer "
+                         f"given has {out.shape[1]}")
 
 
 def _check_out(y: Tensor, inp: Tensor, scale: int) -> Tensor:
@@ -392,7 +437,8 @@ def tiled_apply(fn: Callable[[Tensor], Tensor], x: Tensor, tile: int | None,
                 overlap: int | None = None, multiple: int = 1, scale: int = 1,
                 progress: Callable[[int, int], None] | None = None,
                 check_stop: Callable[[], None] | None = None, *,
-                oom_fallback: bool = True, min_tile: int = 64) -> Tensor:
+                oom_fallback: bool = True, min_tile: int = 64,
+                out: Tensor | None = None) -> Tensor:
     """Apply fn to x tile by tile, blending overlaps, and return what fn(x) would return.
 
     x: [B, C, H, W] in the network's layout and range. fn: [B, C, h, w] -> [B, C', h*scale,
@@ -410,6 +456,9 @@ def tiled_apply(fn: Callable[[Tensor], Tensor], x: Tensor, tile: int | None,
     Only one tile's activations exist at a time; the result is accumulated into a single
     output buffer on x's device, in x's dtype. Gradient mode is the caller's: run under
     torch.inference_mode() (ComfyUI nodes do), or autograd keeps every tile's graph alive.
+    `out`: that buffer, given by the caller ([B, C', H*scale, W*scale] on x's device, in x's
+    dtype; a view into a larger tensor is fine): the result is written there and returned, so
+    a caller filling a batch needs no second full-size copy. Its old contents are overwritten.
     """
     if not isinstance(x, Tensor) or x.dim() != 4:
         raise ValueError(f"expected x shaped [B, C, H, W], got "
@@ -422,9 +471,18 @@ def tiled_apply(fn: Callable[[Tensor], Tensor], x: Tensor, tile: int | None,
         raise ValueError(f"overlap must be >= 0, got {overlap}")
     if multiple < 1 or scale < 1:
         raise ValueError(f"multiple and scale must be >= 1, got multiple={multiple}, scale={scale}")
+    if out is not None:
+        b, _, h, w = x.shape
+        if (not isinstance(out, Tensor) or out.dim() != 4
+                or (out.shape[0], out.shape[-2], out.shape[-1]) != (b, h * scale, w * scale)
+                or out.device != x.device or out.dtype != x.dtype):
+            got = (f"{tuple(out.shape)} {out.dtype} on {out.device}" if isinstance(out, Tensor)
+                   else type(out).__name__)
+            raise ValueError(f"out must be [{b}, C, {h * scale}, {w * scale}] {x.dtype} on "
+                             f"{x.device} (x's batch, scaled size, dtype, device); got {got}")
 
     def run(t: int | None) -> Tensor:
-        return _apply_once(fn, x, t, overlap, multiple, scale, progress, check_stop)
+        return _apply_once(fn, x, t, overlap, multiple, scale, progress, check_stop, out)
 
     if not oom_fallback:
         return run(tile)

@@ -139,10 +139,23 @@ def map_images(images: torch.Tensor, fn) -> torch.Tensor:
     cancel check between images; the cache is trimmed afterwards."""
     images = gan_core.check_image_batch(images, "images")
     progress = Progress(len(images))
-    out = []
+    # Results go into one batch allocated at the first result (a list and torch.cat would hold
+    # the whole output twice); a single image's result is returned as it is.
+    out: torch.Tensor | None = None
     for i in range(len(images)):
         check_interrupt()
-        out.append(fn(images[i:i + 1]))
+        one = fn(images[i:i + 1])
+        if len(images) == 1:
+            out = one
+        else:
+            if out is None:
+                out = one.new_empty((len(images), *one.shape[1:]))
+            elif one.shape[1:] != out.shape[1:]:
+                raise ValueError(f"images: image {i} gave a result shaped {tuple(one.shape)}, "
+                                 f"image 0 one shaped {tuple(out[:1].shape)}")
+            out[i:i + 1] = one
+        del one
         progress.update(i + 1)
     soft_empty_cache()
-    return torch.cat(out)
+    assert out is not None  # check_image_batch refuses empty batches
+    return out

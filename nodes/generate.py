@@ -1,8 +1,6 @@
 """Generate node: a trained generator and a seed -> images."""
 from __future__ import annotations
 
-import torch
-
 from .. import gan_core
 from . import bridge
 
@@ -40,9 +38,16 @@ class GANAtelierGenerate:
         seeds = [(seed + i) % (gan_core.MAX_SEED + 1) for i in range(count)]
         progress = bridge.Progress(count)
         device = bridge.device()
-        chunks = []
+        # Chunks of CHUNK images: bounded activations, a cancel check and progress between
+        # chunks; each chunk is copied into one result batch (no list + torch.cat copy).
+        out = None
         for i in range(0, count, CHUNK):
             bridge.check_interrupt()
-            chunks.append(model.generate(seeds[i:i + CHUNK], truncation=truncation, device=device))
+            part = model.generate(seeds[i:i + CHUNK], truncation=truncation, device=device)
+            if out is None:
+                out = part.new_empty((count, *part.shape[1:])) if count > len(part) else part
+            if out is not part:
+                out[i:i + len(part)] = part
+            del part
             progress.update(min(count, i + CHUNK))
-        return (torch.cat(chunks),)
+        return (out,)

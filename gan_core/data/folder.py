@@ -7,10 +7,9 @@ import warnings
 from pathlib import Path
 
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import DatasetError
-from ..images import pil_to_tensor
+from ..images import read_image
 from .resize import fit_square
 
 log = logging.getLogger("gan_core")
@@ -25,25 +24,6 @@ def list_image_files(folder: str | os.PathLike) -> list[Path]:
         raise DatasetError(f"dataset folder {str(root)!r} does not exist or is not a folder")
     return sorted(p for p in root.rglob("*")
                   if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
-
-
-def read_image(path: Path, hint_size: int | None = None) -> torch.Tensor:
-    """One file -> [H,W,3] float in [0,1], EXIF-rotated, alpha composited onto white.
-
-    `hint_size` lets Pillow decode a large JPEG at reduced scale and halves huge images
-    before the float conversion, so a 6000 px photo does not cost 400 MB on the way to 64 px.
-    """
-    with Image.open(path) as img:
-        if hint_size and img.format == "JPEG":
-            img.draft("RGB", (hint_size * 2, hint_size * 2))
-        img = ImageOps.exif_transpose(img)
-        if img.mode.startswith("I;16"):
-            img = img.convert("I")  # same values; Image.reduce has no 16-bit mode
-        if hint_size:
-            factor = min(img.size) // (hint_size * 2)
-            if factor >= 2:
-                img = img.reduce(factor)
-        return pil_to_tensor(img)
 
 
 def load_image_folder(folder: str | os.PathLike, size: int, fit: str = "crop") -> torch.Tensor:
@@ -62,7 +42,7 @@ def load_image_folder(folder: str | os.PathLike, size: int, fit: str = "crop") -
     for path in files:
         try:
             img = read_image(path, hint_size=size)
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        except (OSError, ValueError, SyntaxError) as exc:  # ImageError is a ValueError
             skipped.append(path.name)
             msg = f"skipping unreadable image {str(path)!r}: {exc}"
             log.warning(msg)

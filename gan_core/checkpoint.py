@@ -25,6 +25,7 @@ from safetensors.torch import save_file
 
 from .errors import CheckpointError
 from .formats import load_public
+from .formats.by_keys import describe_mismatch
 from .model import GANModel, ResumeState
 from .models import config_from_json, config_to_json, get_arch
 from .safetensors_header import check_safetensors_header
@@ -181,20 +182,9 @@ def _split_roles(tensors: dict[str, torch.Tensor]) -> dict[str, dict[str, torch.
 def check_state(module: torch.nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
     """CheckpointError listing missing, unexpected and mis-shaped keys, if `state` is not
     exactly `module`'s; works on a module built on the meta device (nothing is allocated)."""
-    expected = module.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    shapes = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(v.shape)}"
-              for k, v in expected.items() if k in state and tuple(state[k].shape) != tuple(v.shape)]
-    if missing or unexpected or shapes:
-        parts = []
-        if missing:
-            parts.append(f"missing keys {missing[:8]}{' ...' if len(missing) > 8 else ''}")
-        if unexpected:
-            parts.append(f"unexpected keys {unexpected[:8]}{' ...' if len(unexpected) > 8 else ''}")
-        if shapes:
-            parts.append(f"mis-shaped {shapes[:5]}")
-        raise CheckpointError(f"{what} does not match its architecture: " + "; ".join(parts))
+    problems = describe_mismatch(module.state_dict(), state)
+    if problems:
+        raise CheckpointError(f"{what} does not match its architecture: {problems}")
 
 
 def load_state_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
@@ -356,10 +346,31 @@ def _read_resume(path: Path, info: Any, tensors: dict[str, torch.Tensor]) -> Res
                        train_config=train_config, buffers=buffers)
 
 
+# What reading and interpreting arbitrary bytes can raise below the readers' own checks.
+_INTERPRETING_ERRORS = (OSError, LookupError, TypeError, ValueError, AttributeError,
+                        ArithmeticError, RuntimeError, NotImplementedError, RecursionError,
+                        MemoryError)
+
+
 def load(path: str | os.PathLike) -> GANModel:
-    """Open a model file: our `.safetensors`, else a clear error saying what the file holds."""
+    """Open a model file: our `.safetensors`, else a clear error saying what the file holds.
+
+    Whatever the file holds, the result is a GANModel or a CheckpointError naming the file:
+    the readers check what they can and say what is wrong; anything else that goes wrong while
+    interpreting the bytes (a format reader tripping on data it did not expect) is reported
+    the same way, with the original exception chained for debugging."""
     path = Path(path)
     _check_file(path)
+    try:
+        return _load_checked(path)
+    except CheckpointError:
+        raise
+    except _INTERPRETING_ERRORS as exc:
+        raise CheckpointError(f"model file {path.name!r} could not be read as a model "
+                              f"({type(exc).__name__}: {_first_line(exc)})") from exc
+
+
+def _load_checked(path: Path) -> GANModel:
     suffix = path.suffix.lower()
     if suffix == ".safetensors":
         meta, tensors = read_safetensors(path)

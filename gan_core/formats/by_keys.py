@@ -51,6 +51,24 @@ def _match(state: State, read: Callable[[State], Any], make: Callable[[Any], nn.
     return cfg, state, dropped
 
 
+def describe_mismatch(expected: dict[str, torch.Tensor], state: dict[str, Any]) -> str:
+    """Missing, unexpected and mis-shaped keys of `state` against `expected` (a network's
+    state_dict), a few of each; "" when they agree."""
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    shapes = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+              for k, v in expected.items()
+              if k in state and tuple(getattr(state[k], "shape", ())) != tuple(v.shape)]
+    parts = []
+    if missing:
+        parts.append(f"missing keys {missing[:8]}{' ...' if len(missing) > 8 else ''}")
+    if unexpected:
+        parts.append(f"unexpected keys {unexpected[:8]}{' ...' if len(unexpected) > 8 else ''}")
+    if shapes:
+        parts.append(f"mis-shaped {shapes[:5]}{' ...' if len(shapes) > 5 else ''}")
+    return "; ".join(parts)
+
+
 def _float32(t: torch.Tensor) -> torch.Tensor:
     return t.float() if t.is_floating_point() else t
 
@@ -78,4 +96,14 @@ def keyed_format(name: str, arch: str, read: Callable[[State], Any],
         net.load_state_dict({k: _float32(v) for k, v in state.items()}, strict=True, assign=True)
         return GANModel(arch, cfg, {"G": net}, source=str(path))
 
-    return PublicFormat(name, detect, build)
+    def diagnose(obj: dict[str, Any]) -> str | None:
+        state = as_state(obj)
+        cfg = read(state) if state is not None else None
+        if cfg is None:
+            return None
+        with torch.device("meta"):
+            net = make(cfg)
+        state, _ = clean(state, net) if clean else (state, [])
+        return describe_mismatch(net.state_dict(), state) or None
+
+    return PublicFormat(name, detect, build, diagnose)

@@ -240,7 +240,20 @@ class ConstantInput(nn.Module):
         return self.input.repeat(like.shape[0], 1, 1, 1)
 
 
+class FusedLeakyReLU(nn.Module):
+    """Per-channel bias, then leaky ReLU (0.2) scaled by sqrt(2) (keeps the variance)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _leaky(x, self.bias)
+
+
 class StyledConv(nn.Module):
+    """One synthesis layer: modulated 3x3 conv (optionally upsampling), noise, activation."""
+
     def __init__(self, in_ch: int, out_ch: int, style_dim: int, upsample: bool = False,
                  blur_kernel: Sequence[int] = (1, 3, 3, 1)):
         super().__init__()
@@ -252,17 +265,6 @@ class StyledConv(nn.Module):
     def forward(self, x: torch.Tensor, w: torch.Tensor,
                 noise: torch.Tensor | None = None) -> torch.Tensor:
         return self.activate(self.noise(self.conv(x, w), noise))
-
-
-class FusedLeakyReLU(nn.Module):
-    """Per-channel bias, then leaky ReLU (0.2) scaled by sqrt(2) (keeps the variance)."""
-
-    def __init__(self, channels: int):
-        super().__init__()
-        self.bias = nn.Parameter(torch.zeros(channels))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _leaky(x, self.bias)
 
 
 class ToRGB(nn.Module):

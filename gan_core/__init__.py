@@ -22,6 +22,7 @@ from .paths import UnsafePathError, release_if_empty, reserve_numbered, safe_joi
 from .seeds import MAX_SEED, parse_seeds
 from .training import (AUGMENTATIONS, LOSSES, RECON_LOSSES, DenoiseTrainConfig, StyleTrainConfig,
                        TrainCallbacks, TrainConfig, train, train_denoiser, train_style)
+from .training.distributed import distributed_session, is_main_process, process_count
 from .version import __version__
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "CropSource", "DIRECTIONS", "StyleTrainConfig", "crops_from_images", "open_crop_source",
     "train_style",
     "ImageError",
+    "distributed_session", "is_main_process", "process_count",
     "EASINGS", "GANLatent", "INTERPOLATION_MODES", "INVERT_SPACES", "InversionResult",
     "LatentSpace", "NOISE_MODES", "STYLE_LAYERS", "WalkResult", "fps_hint",
     "generate_from_latent", "interpolate", "invert", "lerp", "mean_latent", "seed_latent",

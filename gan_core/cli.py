@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -115,11 +116,17 @@ def _data_spec(args: argparse.Namespace, resume: gan_core.GANModel | None) -> tu
 
 class _StopOnCtrlC:
     """The first Ctrl-C asks the trainer to stop after the current step (it then saves a
-    checkpoint that resumes exactly); a second one interrupts at once."""
+    checkpoint that resumes exactly); a second one interrupts at once.
 
-    def __init__(self) -> None:
+    Under torchrun the workers never see the terminal's Ctrl-C: torchrun forwards the signal it
+    got (SIGINT, or SIGTERM from a scheduler) to each of them once, then kills them 30 s later.
+    `signals` then includes SIGTERM, and all processes agree to stop after the same step."""
+
+    def __init__(self, signals: tuple[int, ...] = (signal.SIGINT,), announce: bool = True) -> None:
         self.pressed = False
-        self._previous = None
+        self.signals = signals
+        self.announce = announce
+        self._previous: dict[int, object] = {}
 
     def requested(self) -> bool:
         return self.pressed
@@ -128,18 +135,21 @@ class _StopOnCtrlC:
         if self.pressed:
             raise KeyboardInterrupt
         self.pressed = True
-        print("\nstopping after this step (Ctrl-C again to stop at once)...", file=sys.stderr)
+        if self.announce:
+            print("\nstopping after this step (Ctrl-C again to stop at once)...", file=sys.stderr)
 
     def __enter__(self) -> "_StopOnCtrlC":
-        try:
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        except ValueError:  # not the main thread: keep the default behaviour
-            self._previous = None
+        for sig in self.signals:
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: keep the default behaviour
+                pass
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+        self._previous = {}
 
 
 def _grid_path(args: argparse.Namespace) -> Path:
@@ -150,20 +160,28 @@ def _train_with_progress(args: argparse.Namespace, run, total: int, start: int, 
                          header: str, names: dict[str, str | None] | None = None) -> int:
     """Run `run(callbacks)` with a tqdm bar showing the losses (renamed by `names`; None hides
     one), preview grids written next to --out, and Ctrl-C handling: the first one stops after
-    the current step and saves, a second one at once. Returns the exit code."""
+    the current step and saves, a second one at once. Returns the exit code.
+
+    In a distributed run (torchrun) only the main process prints and shows the bar (the
+    trainer lets only it write files), and SIGTERM is handled like Ctrl-C."""
     from tqdm import tqdm
 
     grid_path = _grid_path(args)
     names = names or {}
-    print(header, file=sys.stderr)
-    bar = tqdm(total=total, initial=start, desc=desc, unit="step", dynamic_ncols=True)
+    main = gan_core.is_main_process()
+    distributed = gan_core.process_count() > 1
+    if main:
+        print(header, file=sys.stderr)
+    bar = tqdm(total=total, initial=start, desc=desc, unit="step", dynamic_ncols=True,
+               disable=not main)
 
     def on_step(step: int, losses: dict[str, float]) -> None:
         bar.update(1)
         bar.set_postfix({names.get(k, k): f"{v:.2f}" if k == "psnr" else f"{v:.3f}"
                          for k, v in losses.items() if names.get(k, k)}, refresh=False)
 
-    stop = _StopOnCtrlC()
+    stop = _StopOnCtrlC((signal.SIGINT, signal.SIGTERM) if distributed else (signal.SIGINT,),
+                        announce=main)
     callbacks = gan_core.TrainCallbacks(
         on_step=on_step, check_stop=stop.requested,
         on_preview=lambda step, grid: gan_core.save_image(grid, grid_path),
@@ -176,9 +194,12 @@ def _train_with_progress(args: argparse.Namespace, run, total: int, start: int, 
     finally:
         bar.close()
     if stop.pressed:
-        print(f"\ninterrupted; {args.out} holds the last completed step. "
-              f"Continue with --resume {args.out}", file=sys.stderr)
+        if main:
+            print(f"\ninterrupted; {args.out} holds the last completed step. "
+                  f"Continue with --resume {args.out}", file=sys.stderr)
         return 130
+    if not main:
+        return 0
     losses = model.training.get("final_losses", {})
     print(f"saved {args.out} after {model.training['steps']} steps "
           f"({model.training['seconds']} s); preview {grid_path}; final losses "
@@ -187,18 +208,32 @@ def _train_with_progress(args: argparse.Namespace, run, total: int, start: int, 
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    resume = gan_core.load(args.resume) if args.resume else None
-    cfg = _train_config(args, resume)
-    arch, size = cfg.arch, cfg.size
-    channels = resume.config.channels if resume else (args.channels or (1 if arch == "mlp" else 3))
-    spec, count = _data_spec(args, resume)
-    data = gan_core.open_dataset(spec, size, channels=channels, fit=args.fit,
-                                 flip=not args.no_flip, seed=cfg.seed, count=count)
-    return _train_with_progress(
-        args, lambda cb: gan_core.train(cfg, data, out=args.out, resume=resume, callbacks=cb),
-        cfg.steps, resume.resume.step if resume else 0, f"train {arch} {size}px",
-        f"data: {data.name} ({len(data)} images, {size}px); device: "
-        f"{gan_core.resolve_device(args.device)}; threads: {torch.get_num_threads()}")
+    # Under torchrun every process runs this; the session joins them into one DDP job (and is
+    # a no-op for a plain `python -m gan_core train`).
+    with gan_core.distributed_session(args.device):
+        resume = gan_core.load(args.resume) if args.resume else None
+        cfg = _train_config(args, resume)
+        arch, size = cfg.arch, cfg.size
+        channels = resume.config.channels if resume else (args.channels or (1 if arch == "mlp" else 3))
+        spec, count = _data_spec(args, resume)
+        data = gan_core.open_dataset(spec, size, channels=channels, fit=args.fit,
+                                     flip=not args.no_flip, seed=cfg.seed, count=count)
+        n = gan_core.process_count()
+        shared = f"; processes: {n} (batch {cfg.batch // n} each)" if n > 1 else ""
+        return _train_with_progress(
+            args, lambda cb: gan_core.train(cfg, data, out=args.out, resume=resume, callbacks=cb),
+            cfg.steps, resume.resume.step if resume else 0, f"train {arch} {size}px",
+            f"data: {data.name} ({len(data)} images, {size}px); device: "
+            f"{gan_core.resolve_device(args.device)}; threads: {torch.get_num_threads()}{shared}")
+
+
+def _refuse_torchrun(command: str) -> None:
+    """Only `train` runs data-parallel; other trainers started N times by torchrun would train
+    N separate models into the same file."""
+    env = os.environ.get("WORLD_SIZE")
+    if env not in (None, "", "1"):
+        raise ValueError(f"{command} does not run under torchrun (WORLD_SIZE={env}); start it "
+                         "as one process (only `train` supports data-parallel training)")
 
 
 # `train-denoise` defaults: the README's default denoiser, trained in a few CPU minutes on
@@ -289,6 +324,7 @@ def _denoise_config(args: argparse.Namespace,
 
 
 def cmd_train_denoise(args: argparse.Namespace) -> int:
+    _refuse_torchrun("train-denoise")
     resume = gan_core.load(args.resume) if args.resume else None
     cfg = _denoise_config(args, resume)
     if args.data is None and resume is None:
@@ -410,6 +446,7 @@ def _count(n: int, noun: str) -> str:
 
 
 def cmd_train_style(args: argparse.Namespace) -> int:
+    _refuse_torchrun("train-style")
     resume = gan_core.load(args.resume) if args.resume else None
     cfg = _style_config(args, resume)
     content, style = _style_source(args, "content", resume), _style_source(args, "style", resume)

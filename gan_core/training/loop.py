@@ -7,6 +7,12 @@ A trainer subclasses `TrainLoop` and provides `cfg` (with `steps`, `preview_ever
 GANModel view of the current state, resume state included). The GAN trainer (trainer.py), the
 denoiser trainer (denoise_trainer.py) and the CycleGAN style trainer (style_trainer.py) then
 share one loop and one checkpoint format.
+
+Data-parallel runs (torchrun; see distributed.py): a trainer that supports them sets
+`world_size` and `rank`. All processes step together; they agree on stopping (any process's
+check_stop stops all after the same step); only rank 0 makes previews and writes checkpoints,
+and the others wait for the file to be complete before going on. On a cancel or crash rank 0
+saves once without waiting for the others, which may be gone or stuck in a collective.
 """
 from __future__ import annotations
 
@@ -20,6 +26,7 @@ from torch import nn
 from ..checkpoint import load_state_strict, save
 from ..errors import NonFiniteLossError
 from ..model import GANModel, ResumeState
+from . import distributed
 
 
 @dataclass
@@ -101,20 +108,38 @@ class TrainLoop:
     last_preview: torch.Tensor | None
     memory_format: torch.memory_format
     ema: nn.Module | None  # torch.optim.swa_utils.AveragedModel of the generator, if kept
+    world_size: int = 1  # processes training together (DDP); trainers that support it set these
+    rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        """The process that makes previews, writes checkpoints and calls on_checkpoint."""
+        return self.rank == 0
 
     def _finite(self, losses: dict[str, float]) -> None:
         if not all(math.isfinite(v) for v in losses.values()):
             raise NonFiniteLossError(self.step_count + 1, losses)
 
-    def save_checkpoint(self) -> None:
+    def save_checkpoint(self, wait: bool = True) -> None:
+        """Write the current state to `out` (rank 0 only). With several processes the others
+        wait at a barrier until the file is complete, unless `wait` is False (cancel/crash)."""
         if self.out is None or self.saved_step == self.step_count:
             return
-        save(self.model(), self.out)
+        if self.is_main:
+            save(self.model(), self.out)
+        if wait and self.world_size > 1:
+            distributed.barrier()
         self.saved_step = self.step_count
-        if self.cb.on_checkpoint:
+        if self.is_main and self.cb.on_checkpoint:
             self.cb.on_checkpoint(self.step_count, self.out)
 
+    def _stop_requested(self) -> bool:
+        stop = bool(self.cb.check_stop and self.cb.check_stop())
+        return distributed.any_rank(stop) if self.world_size > 1 else stop
+
     def _emit_preview(self) -> None:
+        if not self.is_main:
+            return
         grid = self.preview()
         if self.cb.on_preview:
             self.cb.on_preview(self.step_count, grid)
@@ -126,7 +151,7 @@ class TrainLoop:
         with torch.inference_mode(False), torch.enable_grad():
             try:
                 while self.step_count < cfg.steps:
-                    if self.cb.check_stop and self.cb.check_stop():
+                    if self._stop_requested():
                         break
                     losses = self.step()
                     if self.cb.on_step:
@@ -141,7 +166,7 @@ class TrainLoop:
                 # Cancel or crash: keep what was learned. Cancels polled between steps
                 # (check_stop, progress hooks) save a state that resumes exactly; an exception
                 # in the middle of a step also keeps that step's D update.
-                self.save_checkpoint()
+                self.save_checkpoint(wait=False)
                 raise
             self.save_checkpoint()
             if self.last_preview is None or cfg.preview_every == 0 or self.step_count % cfg.preview_every:

@@ -4,6 +4,13 @@ Read top to bottom: `train()` sets everything up and `Trainer.step()` is one ite
 All randomness (init, batches, latents, augmentation) comes from seeded torch generators
 whose state is saved, so the same seed gives the same run on a CPU and a resumed run follows
 the curve it would have followed uninterrupted.
+
+Under torchrun (see distributed.py) the same trainer runs data-parallel: each process trains
+on its rows of the global batch (`sample_batch`), G and D are wrapped in
+DistributedDataParallel for the passes that train them (`g_fwd`, `d_fwd`) while the G step
+reads D unwrapped (`d_frozen`), BatchNorm statistics cover the global batch, and the reported
+losses are means over processes. N processes then train the model one process would with the
+same global batch, so a checkpoint resumes with any process count.
 """
 from __future__ import annotations
 
@@ -22,6 +29,7 @@ from ..model import GANModel, ResumeState
 from ..models import get_arch
 from ..seeds import latents_for_seeds
 from ..version import __version__
+from . import distributed
 from .augment import diff_augment, parse_policy
 from .config import TrainConfig
 from .ema import make_ema
@@ -44,7 +52,9 @@ class Trainer(TrainLoop):
         self.cfg = config.validate()
         self.out = os.fspath(out) if out is not None else None
         self.cb = callbacks or TrainCallbacks()
-        self.device = resolve_device(config.device)
+        self.world_size, self.rank = distributed.process_count(), distributed.process_rank()
+        self.rows = distributed.shard_rows(self.cfg.batch, self.world_size, self.rank)
+        self.device = distributed.process_device(resolve_device(config.device))
         self.amp = amp_dtype(self.device, config.amp)
         self.spec = get_arch(config.arch)
         if resume is not None:
@@ -87,6 +97,9 @@ class Trainer(TrainLoop):
         self.ema = make_ema(self.G, config.ema_decay)
         if resume is not None:
             load_ema(resume, self.ema)
+        if self.world_size > 1:  # after make_ema: the EMA copy, only ever in eval, keeps plain BN
+            distributed.sync_batchnorm(self.G)
+            distributed.sync_batchnorm(self.D)
         betas = (config.beta1, config.beta2)
         self.opt_g = make_adam(self.G.parameters(), config.lr_g, betas, self.device)
         self.opt_d = make_adam(self.D.parameters(), config.lr_d, betas, self.device)
@@ -94,8 +107,7 @@ class Trainer(TrainLoop):
             self._load_optimizers(resume.resume)
             self._match_moment_layouts()
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == torch.float16)
-        self.g_fwd: nn.Module = torch.compile(self.G) if config.compile else self.G
-        self.d_fwd: nn.Module = torch.compile(self.D) if config.compile else self.D
+        self._setup_forwards()
         self.saved_step = self.step_count if resume is not None else -1
         self.last_preview: torch.Tensor | None = None
         self._started = time.perf_counter()
@@ -116,6 +128,43 @@ class Trainer(TrainLoop):
     def trained_modules(self) -> list[nn.Module]:
         return [self.G, self.D]
 
+    # ------------------------------------------------------------------ data-parallel helpers
+    def _setup_forwards(self) -> None:
+        """The callables the step runs the networks through: `g_fwd` (G, trained through it),
+        `d_fwd` (D in the D step, trained through it) and `d_frozen` (D in the G step, where
+        only the gradient w.r.t. its input is wanted). In one process all are the modules (or
+        their torch.compile wrappers) and d_frozen is d_fwd. With several processes g_fwd and
+        d_fwd go through DistributedDataParallel, and d_frozen is D unwrapped: running the
+        frozen D through its DDP wrapper would make the wrapper wait for gradients that never
+        come. A step module for another arch should use these three the same way."""
+        compile_ = torch.compile if self.cfg.compile else (lambda m: m)
+        if self.world_size == 1:
+            self.g_fwd: nn.Module = compile_(self.G)
+            self.d_fwd: nn.Module = compile_(self.D)
+            self.d_frozen: nn.Module = self.d_fwd
+            return
+        self.g_fwd = compile_(distributed.wrap_ddp(self.G, self.device))
+        self.d_fwd = compile_(distributed.wrap_ddp(self.D, self.device))
+        self.d_frozen = compile_(self.D)
+
+    def sample_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """This process's real images (in the training memory layout) and latents for one step.
+
+        The whole global batch (cfg.batch images, then cfg.batch latents) is drawn from the
+        trainer's generator and this process keeps its rows, so the generator advances the same
+        way whatever the process count: a checkpoint's RNG state resumes with any count."""
+        cfg = self.cfg
+        real = self.data.sample(cfg.batch, self.gen, self.device)
+        z = torch.randn(cfg.batch, self.model_cfg.latent_dim, generator=self.gen)
+        if self.world_size > 1:
+            real, z = real[self.rows], z[self.rows]
+        return real.contiguous(memory_format=self.memory_format), z.to(self.device)
+
+    def mean_losses(self, values: dict[str, float]) -> dict[str, float]:
+        """Loss values averaged over the processes (the global batch's means), so that every
+        process records, reports and checks the same numbers; unchanged in one process."""
+        return distributed.mean_over_ranks(values) if self.world_size > 1 else values
+
     # ------------------------------------------------------------------ one iteration
     def _autocast(self):
         if self.amp is None:
@@ -123,13 +172,14 @@ class Trainer(TrainLoop):
         return torch.autocast(self.device.type, dtype=self.amp)
 
     def _aug(self, x: torch.Tensor) -> torch.Tensor:
-        return diff_augment(x, self.policy, self.gen) if self.policy else x
+        """DiffAugment of this process's rows, with parameters drawn for the global batch."""
+        if not self.policy:
+            return x
+        return diff_augment(x, self.policy, self.gen, (self.rank, self.world_size))
 
     def step(self) -> dict[str, float]:
         cfg = self.cfg
-        real = self.data.sample(cfg.batch, self.gen, self.device).contiguous(
-            memory_format=self.memory_format)
-        z = torch.randn(cfg.batch, self.model_cfg.latent_dim, generator=self.gen).to(self.device)
+        real, z = self.sample_batch()
         do_r1 = cfg.r1_gamma > 0 and self.step_count % cfg.r1_every == 0
 
         # Discriminator: real up, fake down; G's output is reused for the G step below.
@@ -151,6 +201,7 @@ class Trainer(TrainLoop):
             r1 = r1_penalty(real, real_logits)
             total_d = loss_d + r1 * (cfg.r1_gamma * 0.5 * cfg.r1_every)
             values["r1"] = r1.item()
+        values = self.mean_losses(values)
         # Checked before D's update. A non-finite G loss (checked below) comes after it; either
         # way the run ends here and the in-memory model is never written over a checkpoint.
         self._finite(values)
@@ -161,8 +212,8 @@ class Trainer(TrainLoop):
         # Generator against the updated D, which is frozen so no weight gradients are made for it.
         self.D.requires_grad_(False)
         with self._autocast():
-            loss_g = g_loss(cfg.loss, self.d_fwd(self._aug(fake)).float())
-        values["loss_g"] = loss_g.item()
+            loss_g = g_loss(cfg.loss, self.d_frozen(self._aug(fake)).float())
+        values.update(self.mean_losses({"loss_g": loss_g.item()}))
         self._finite(values)
         self.opt_g.zero_grad(set_to_none=True)
         self.scaler.scale(loss_g).backward()
@@ -196,6 +247,8 @@ class Trainer(TrainLoop):
             "gan_core_version": __version__, "device": self.device.type,
             "seconds": round(time.perf_counter() - self._started, 2),
         }
+        if self.world_size > 1:
+            training["processes"] = self.world_size
         resume = ResumeState(
             step=self.step_count,
             optimizers={"G": self.opt_g.state_dict(), "D": self.opt_d.state_dict()},

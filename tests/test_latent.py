@@ -387,3 +387,82 @@ def test_gray_models_invert_and_walk():
     result = gan_core.invert(gray, torch.rand(1, 32, 32, 3), steps=3)
     assert result.target.shape == (1, 32, 32, 3)
     assert torch.equal(result.target[..., 0], result.target[..., 2])  # compared as gray
+
+
+# --------------------------------------------------------------------------- StyleGAN2 / FastGAN
+
+def _arch_model(name: str, **config):
+    if name not in gan_core.list_archs():
+        pytest.skip(f"{name} is not registered in this checkout")
+    spec = get_arch(name)
+    cfg = spec.config_cls(**config)
+    torch.manual_seed(0)
+    return gan_core.GANModel(name, cfg, {"G": spec.build(cfg)["G"]})
+
+
+@pytest.fixture(scope="module")
+def stylegan2():
+    model = _arch_model("stylegan2", image_size=64, style_dim=16, n_mlp=2, channel_multiplier=1,
+                        base_channels=16)
+    with torch.no_grad():  # noise strengths start at 0 (as in the original); make noise matter
+        for name, p in model.module.named_parameters():
+            if name.endswith("noise.weight"):
+                p.fill_(0.5)
+    return model
+
+
+@pytest.fixture(scope="module")
+def fastgan():
+    return _arch_model("fastgan", image_size=256, latent_dim=16, ngf=4, ndf=4)
+
+
+def test_stylegan2_through_the_protocol(stylegan2):
+    space = gan_core.LatentSpace(stylegan2)
+    assert space.mapped and space.n_latent == 10 and space.w_dim == 16
+    frames = gan_core.interpolate(stylegan2, 2, 6, frames=4)
+    assert torch.equal(frames[0], stylegan2.generate(2)[0])
+    assert torch.equal(frames[-1], stylegan2.generate(6)[0])
+    walk = gan_core.walk(stylegan2, [1, 2, 3], frames=6)
+    assert walk.images.shape == (6, 64, 64, 3) and walk.latents.space == "w"
+    # truncation in w toward the mean latent (a converted file's latent_avg wins)
+    mean = gan_core.mean_latent(stylegan2)
+    zero = stylegan2.generate([4, 5], truncation=0.0)
+    assert torch.allclose(zero[0], zero[1], atol=1e-6)
+    with torch.no_grad():
+        expected = stylegan2.module.synthesize(mean).add(1).mul(0.5).clamp(0, 1).permute(0, 2, 3, 1)
+    assert torch.allclose(zero[0], expected[0], atol=1e-5)
+    # noise: fixed by default, random seeded per image
+    assert not torch.allclose(stylegan2.generate(3, noise="random"), stylegan2.generate(3))
+    torch.testing.assert_close(stylegan2.generate(3, noise="random"),
+                               stylegan2.generate([9, 3], noise="random")[1:], atol=1e-5, rtol=0)
+
+
+def test_stylegan2_style_mixing_uses_its_layer_ranges(stylegan2):
+    module = stylegan2.module
+    w1, w2 = (gan_core.seed_latent(stylegan2, s).tensor for s in (1, 2))
+    for layers in ("coarse", "middle", "fine"):
+        mixed = gan_core.style_mix(stylegan2, 1, 2, layers=layers)
+        with torch.no_grad():
+            ref = module.synthesize(module.mix_styles(w1, w2, layers))
+        assert torch.allclose(mixed, ref.add(1).mul(0.5).clamp(0, 1).permute(0, 2, 3, 1), atol=1e-6)
+    assert module.style_layers("fine") == [8, 9]
+
+
+def test_stylegan2_inversion_in_w_plus(stylegan2):
+    result = gan_core.invert(stylegan2, stylegan2.generate(11), steps=8, space="w+")
+    assert result.latent.tensor.shape == (1, 10, 16)
+    assert result.psnr > result.history["psnr"][0]
+    assert all(p.grad is None for p in stylegan2.module.parameters())
+
+
+def test_fastgan_through_the_protocol(fastgan):
+    space = gan_core.LatentSpace(fastgan)
+    assert not space.mapped and space.n_latent == 1 and space.render_space == "z"
+    frames = gan_core.interpolate(fastgan, 1, 2, frames=3)
+    assert frames.shape == (3, 256, 256, 3)
+    assert torch.equal(frames[0], fastgan.generate(1)[0])
+    assert torch.equal(frames[-1], fastgan.generate(2)[0])
+    with pytest.raises(ValueError, match="per-layer styles.*fastgan"):
+        gan_core.style_mix(fastgan, 1, 2)
+    result = gan_core.invert(fastgan, torch.rand(1, 64, 64, 3), steps=2)
+    assert result.latent.space == "z" and result.image.shape == (1, 256, 256, 3)

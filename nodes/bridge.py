@@ -51,12 +51,13 @@ def model_names() -> list[str]:
         return []
 
 
-def model_path(name: str) -> str:
-    """A model name from a node input -> its full path inside a "gan" folder."""
+def model_path(name: str, what: str = "model_name") -> str:
+    """A model name from a node input (`what`, for errors) -> its full path inside a "gan"
+    folder."""
     fp = folder_paths()
     for root in fp.get_folder_paths(MODEL_FOLDER):
         # refuses '..', absolute names, drive letters, NUL and links that leave the folder
-        path = gan_core.safe_join(root, name, "model_name")
+        path = gan_core.safe_join(root, name, what)
         if path.is_file():
             return str(path)
     return fp.get_full_path_or_raise(MODEL_FOLDER, name)

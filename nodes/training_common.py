@@ -23,14 +23,14 @@ def files_changed_key(folder: str = "", resume: str = NONE) -> str:
                 st = p.stat()
                 h.update(f"{p}|{st.st_size}|{st.st_mtime_ns}".encode())
         if resume and resume != NONE:
-            h.update(str(os.stat(bridge.model_path(resume)).st_mtime_ns).encode())
+            h.update(str(os.stat(bridge.model_path(resume, "resume")).st_mtime_ns).encode())
     except (OSError, ValueError, RuntimeError) as exc:
         h.update(str(exc).encode())  # validation reports it properly
     return h.hexdigest()
 
 
 def load_resume(resume: str):
-    return gan_core.load(bridge.model_path(resume)) if resume and resume != NONE else None
+    return gan_core.load(bridge.model_path(resume, "resume")) if resume and resume != NONE else None
 
 
 def run_training(train, filename_prefix: str, steps: int):

@@ -3,7 +3,8 @@ variations and style mixing, written once over the latent protocol (see space.py
 from .edit import (STYLE_LAYERS, generate_from_latent, seed_latent, style_layer_indices,
                    style_mix, variations)
 from .invert import INVERT_SPACES, PIXEL_LOSSES, InversionResult, invert, ms_ssim, psnr, ssim
-from .paths import EASINGS, INTERPOLATION_MODES, WalkResult, fps_hint, interpolate, lerp, slerp, walk
+from .paths import (EASINGS, INTERPOLATION_MODES, WalkResult, fps_hint, interpolate, lerp,
+                    slerp, walk)
 from .space import (MEAN_LATENT_SAMPLES, NOISE_MODES, SPACES, GANLatent, LatentSpace,
                     mean_latent)
 

@@ -129,6 +129,47 @@ def _lr_at(lr: float, step: int, steps: int) -> float:
     return lr * up * max(down, 0.02)
 
 
+class _Objective:
+    """The inversion loss per image: pixel + ssim_weight * (1 - MS-SSIM) [+ prior]."""
+
+    def __init__(self, target: torch.Tensor, pixel_loss: str, ssim_weight: float,
+                 prior_weight: float):
+        self.target, self.pixel_loss = target, pixel_loss
+        self.ssim_weight, self.prior_weight = ssim_weight, prior_weight
+
+    def __call__(self, code: torch.Tensor, out: torch.Tensor
+                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        x = (out + 1.0) * 0.5
+        y = self.target.expand_as(x)
+        diff = x - y
+        pix = diff.abs() if self.pixel_loss == "l1" else diff.pow(2)
+        terms = {"pixel": pix.flatten(1).mean(1), "ssim": 1.0 - ms_ssim(x, y)}
+        total = terms["pixel"] + self.ssim_weight * terms["ssim"]
+        if self.prior_weight:
+            # N(0, I) codes in many dimensions have a mean square near 1: stay on that shell
+            terms["prior"] = (code.pow(2).flatten(1).mean(1) - 1.0).pow(2)
+            total = total + self.prior_weight * terms["prior"]
+        return total, terms
+
+
+def _gray(x: torch.Tensor) -> torch.Tensor:
+    """[B, 3, H, W] -> [B, 1, H, W] with ITU-R 601 luma (as images.to_gray)."""
+    return (x * x.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+
+
+def _start_pool(work: LatentSpace, space: str, seed: int, count: int,
+                mean: torch.Tensor) -> torch.Tensor:
+    """Starting codes in the searched space: `count` seeded ones, then the mean latent (0
+    in z)."""
+    seeds = [(int(seed) + i) % (MAX_SEED + 1) for i in range(max(0, count))]
+    z = latents_for_seeds(seeds, work.z_dim) if seeds else torch.zeros(0, work.z_dim)
+    z = z.to(work.device)
+    if space == "z":
+        return torch.cat([z, torch.zeros(1, work.z_dim, device=work.device)])
+    pool = torch.cat([work.to_space(z, "z", "w"), mean.to(work.device)])
+    return work.to_space(pool, "w", "w+") if space == "w+" else pool
+
+
 # --------------------------------------------------------------------------- inversion
 
 def invert(model: "GANModel", image: torch.Tensor, steps: int = 300, space: str = "auto",
@@ -157,67 +198,46 @@ def invert(model: "GANModel", image: torch.Tensor, steps: int = 300, space: str 
         raise ValueError(f"steps must be at least 0, got {steps}")
     image = check_image_batch(image, "image")
     if image.shape[0] != 1:
-        raise ValueError(f"image: invert takes one image at a time, got a batch of {image.shape[0]}")
+        raise ValueError(f"image: invert takes one image at a time, got a batch of "
+                         f"{image.shape[0]}")
     on_step = getattr(callbacks, "on_step", None)
     check_stop = getattr(callbacks, "check_stop", None)
     on_preview = getattr(callbacks, "on_preview", None)
     mean = work.mean_w()  # before copying: the cache belongs to the model's own module
     gaussian = space == "z" or not work.mapped  # the searched code has an N(0, I) prior
-    dev = work.device
+    target_space = "w+" if space == "w+" else work.render_space
 
     with torch.inference_mode(False), torch.enable_grad():
         work.module = _frozen_copy(work.module)
-        image = image.clone()
 
         def render(code: torch.Tensor) -> torch.Tensor:
-            src = "z" if space == "z" else ("w+" if space == "w+" else "w")
-            target = "w+" if space == "w+" else work.render_space
-            return work.synthesize(work.to_space(code, src, target), noise="fixed")
+            return work.synthesize(work.to_space(code, space, target_space), noise="fixed")
 
-        # candidates: seeded codes and the mean, in the searched space
-        seeds = [(int(seed) + i) % (MAX_SEED + 1) for i in range(max(0, candidates))]
-        z = latents_for_seeds(seeds, work.z_dim).to(dev) if seeds else torch.zeros(0, work.z_dim, device=dev)
         with torch.no_grad():
-            pool = torch.cat([z, torch.zeros(1, work.z_dim, device=dev)]) if space == "z" else \
-                torch.cat([work.to_space(z, "z", "w"), mean.to(dev)])
-            if space == "w+":
-                pool = work.to_space(pool, "w", "w+")
+            pool = _start_pool(work, space, seed, candidates, mean)
             starts = [render(c) for c in pool.split(8)]
-        size, channels = tuple(starts[0].shape[-2:]), starts[0].shape[1]
-        target = _fit_target(image, size).to(dev)
-        if channels == 1:
-            target = (target * target.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+        target = _fit_target(image.clone(), tuple(starts[0].shape[-2:])).to(work.device)
+        if starts[0].shape[1] == 1:
+            target = _gray(target)
         target_img = signed_to_comfy(target * 2 - 1)  # as IMAGE, gray replicated like the output
-
-        def losses(code: torch.Tensor, out: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-            x = (out + 1.0) * 0.5
-            y = target.expand_as(x)
-            diff = x - y
-            pix = diff.abs() if pixel_loss == "l1" else diff.pow(2)
-            terms = {"pixel": pix.flatten(1).mean(1), "ssim": 1.0 - ms_ssim(x, y)}
-            total = terms["pixel"] + ssim_weight * terms["ssim"]
-            if gaussian and prior_weight:
-                terms["prior"] = (code.pow(2).flatten(1).mean(1) - 1.0).pow(2)
-                total = total + prior_weight * terms["prior"]
-            return total, terms
-
+        objective = _Objective(target, pixel_loss, ssim_weight, prior_weight if gaussian else 0.0)
         with torch.no_grad():
-            scores = torch.cat([losses(c, out)[0] for c, out in zip(pool.split(8), starts)])
+            scores = torch.cat([objective(c, out)[0] for c, out in zip(pool.split(8), starts)])
         del starts
         best_i = int(scores.argmin())
-        code = pool[best_i:best_i + 1].clone().requires_grad_(True)
+        best = (float(scores[best_i]), pool[best_i:best_i + 1].clone())
+        code = best[1].clone().requires_grad_(True)
         opt = torch.optim.Adam([code], lr=lr, betas=(0.9, 0.999))
-        best = (float(scores[best_i]), code.detach().clone())
         history: dict[str, list[float]] = {}
         stopped, done = False, 0
         for step in range(1, steps + 1):
             if check_stop is not None and check_stop():
                 stopped = True
                 break
-            for g in opt.param_groups:
-                g["lr"] = _lr_at(lr, step, steps)
+            for group in opt.param_groups:
+                group["lr"] = _lr_at(lr, step, steps)
             out = render(code)
-            total, terms = losses(code, out)
+            total, terms = objective(code, out)
             value = float(total.detach())
             if value < best[0]:
                 best = (value, code.detach().clone())
@@ -225,11 +245,9 @@ def invert(model: "GANModel", image: torch.Tensor, steps: int = 300, space: str 
             total.sum().backward()
             opt.step()
             done = step
-            with torch.no_grad():
-                shown = signed_to_comfy(out)
-                record = {"loss": value,
-                          **{k: float(v.detach()) for k, v in terms.items()},
-                          "psnr": psnr(shown, target_img)}
+            shown = signed_to_comfy(out)
+            record = {"loss": value, **{k: float(v.detach()) for k, v in terms.items()},
+                      "psnr": psnr(shown, target_img)}
             for k, v in record.items():
                 history.setdefault(k, []).append(v)
             if on_step is not None:
@@ -237,13 +255,12 @@ def invert(model: "GANModel", image: torch.Tensor, steps: int = 300, space: str 
             if on_preview is not None and preview_every and step % preview_every == 0:
                 on_preview(step, shown)
         with torch.no_grad():
-            total, _ = losses(code, render(code))
-            if float(total) < best[0]:
-                best = (float(total), code.detach().clone())
-            final = best[1]
-            recon = signed_to_comfy(render(final))
+            value = float(objective(code, render(code))[0])
+            if value < best[0]:
+                best = (value, code.detach().clone())
+            recon = signed_to_comfy(render(best[1]))
     result = InversionResult(
-        latent=GANLatent(space, final, model.arch, "fixed"), image=recon, target=target_img,
+        latent=GANLatent(space, best[1], model.arch, "fixed"), image=recon, target=target_img,
         psnr=psnr(recon, target_img), history=history, steps=done, stopped=stopped)
     log.info("invert: %d steps in %s, PSNR %.2f dB", done, space, result.psnr)
     return result

@@ -78,15 +78,16 @@ def _hooks(callbacks: Any) -> tuple[Callable | None, Callable | None]:
     return getattr(callbacks, "on_step", None), getattr(callbacks, "check_stop", None)
 
 
-def keyframes(space: LatentSpace, items: Sequence[Any], truncation: float = 1.0) -> tuple[torch.Tensor, str]:
+def keyframes(space: LatentSpace, items: Sequence[Any],
+              truncation: float = 1.0) -> tuple[torch.Tensor, str]:
     """Seeds and GANLatents -> one batch of codes [K, ...] in a common space (w+ when any item
     is w+, else the render space); a GANLatent with B rows gives B keyframes. Seeds give the
     codes GANModel.generate renders for them."""
     parts: list[tuple[torch.Tensor, str]] = []
     for item in items:
         if isinstance(item, GANLatent):
-            codes = space.codes_of(item)
-            parts.append((space.truncate(codes, truncation), "w+" if item.space == "w+" else space.render_space))
+            codes = space.truncate(space.codes_of(item), truncation)
+            parts.append((codes, "w+" if item.space == "w+" else space.render_space))
         else:
             parts.append((space.seed_codes([int(item)], truncation), space.render_space))
     if not parts:

@@ -63,7 +63,8 @@ class GANLatent:
         if self.space not in SPACES:
             raise ValueError(f"latent space must be one of {SPACES}, got {self.space!r}")
         if not isinstance(self.tensor, torch.Tensor):
-            raise TypeError(f"latent tensor: expected a torch.Tensor, got {type(self.tensor).__name__}")
+            raise TypeError(f"latent tensor: expected a torch.Tensor, got "
+                            f"{type(self.tensor).__name__}")
         want = 3 if self.space == "w+" else 2
         if self.tensor.dim() != want or self.tensor.shape[0] == 0:
             layout = "[B, n_latent, w_dim]" if want == 3 else "[B, dim]"
@@ -87,15 +88,18 @@ class GANLatent:
             if other.space != first.space or other.tensor.shape[1:] != first.tensor.shape[1:]:
                 raise ValueError(f"cannot join a {other.space} latent {tuple(other.tensor.shape)} "
                                  f"to a {first.space} latent {tuple(first.tensor.shape)}")
-        return GANLatent(first.space, torch.cat([x.tensor for x in latents]), first.arch, first.noise)
+        tensor = torch.cat([x.tensor for x in latents])
+        return GANLatent(first.space, tensor, first.arch, first.noise)
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write as .safetensors (one tensor "latent"; space, arch and noise in the metadata)."""
         from safetensors.torch import save_file
 
-        from ..checkpoint import atomic_write  # lazy: checkpoint imports the model, which imports us
+        # lazy: checkpoint imports the model, which imports this module
+        from ..checkpoint import atomic_write
 
-        meta = {"format": _LATENT_FORMAT, "space": self.space, "arch": self.arch, "noise": self.noise}
+        meta = {"format": _LATENT_FORMAT, "space": self.space, "arch": self.arch,
+                "noise": self.noise}
         tensor = self.tensor.clone().contiguous()
         return atomic_write(path, lambda tmp: save_file({"latent": tensor}, tmp, metadata=meta))
 

@@ -10,6 +10,7 @@ Example counts come from the hypothesis profile in conftest.py: 25 per test in C
 """
 from __future__ import annotations
 
+import argparse
 import functools
 import io
 import json
@@ -24,11 +25,13 @@ import pytest
 import torch
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from safetensors import safe_open
 from safetensors.torch import save_file
 
 import gan_core
 from gan_core.model import GANModel
 from gan_core.models import get_arch
+from gan_core.safetensors_header import check_safetensors_header
 
 pytestmark = pytest.mark.usefixtures("core_single_thread")
 
@@ -67,6 +70,9 @@ def load_or_refuse(data: bytes, suffix: str) -> GANModel | None:
                 model = gan_core.load(path)
             except gan_core.CheckpointError as exc:
                 assert "fuzzed" in str(exc)  # the error names the file
+                # load() turns any other exception into a CheckpointError as a last resort,
+                # chaining it; here each reader must have said what is wrong itself.
+                assert exc.__cause__ is None, f"a reader crashed: {exc.__cause__!r}"
                 return None
     assert isinstance(model, GANModel)
     return model
@@ -116,6 +122,22 @@ def _safetensors_bytes(tensors: dict[str, torch.Tensor], metadata=None) -> bytes
 
 
 @functools.lru_cache(maxsize=1)
+def _stylegan2_state() -> dict[str, torch.Tensor]:
+    spec = get_arch("stylegan2")
+    cfg = spec.config_cls(image_size=64, style_dim=32, n_mlp=2, channel_multiplier=1,
+                          base_channels=16)
+    torch.manual_seed(0)
+    return spec.build(cfg)["G"].state_dict()
+
+
+def _rosinality_style() -> bytes:
+    """A rosinality StyleGAN2 training checkpoint: g_ema weights and the run's argparse
+    Namespace (the one class our pickle reader allows)."""
+    return _torch_bytes({"g_ema": _stylegan2_state(), "args": argparse.Namespace(
+        size=64, latent=32, n_mlp=2, channel_multiplier=1)})
+
+
+@functools.lru_cache(maxsize=1)
 def valid_files() -> dict[str, tuple[bytes, str]]:
     """name -> (bytes, suffix) of files that load (made once per session)."""
     files = {
@@ -124,12 +146,13 @@ def valid_files() -> dict[str, tuple[bytes, str]]:
         "dncnn_zip": (_torch_bytes(_dncnn_state()), ".pth"),
         "dncnn_legacy": (_torch_bytes(_dncnn_state(), legacy=True), ".pth"),
         "dncnn_safetensors": (_safetensors_bytes(_dncnn_state()), ".safetensors"),
+        "stylegan2_namespace": (_rosinality_style(), ".pt"),
     }
     return files
 
 
 SAFETENSORS = ["ours_resume", "ours_cyclegan", "dncnn_safetensors"]
-ALL = SAFETENSORS + ["dncnn_zip", "dncnn_legacy"]
+ALL = SAFETENSORS + ["dncnn_zip", "dncnn_legacy", "stylegan2_namespace"]
 
 
 def split_safetensors(data: bytes) -> tuple[dict, bytes]:
@@ -256,3 +279,41 @@ def test_mutated_pickle_inside_a_valid_zip(data):
                 content = data.draw(byte_mutations(content), label="pickle")
             dst.writestr(info, content)
     load_or_refuse(out.getvalue(), ".pth")
+
+
+@_settings
+@given(st.data())
+def test_namespace_attributes_of_any_value(data):
+    """The one allowed class carries whatever the file says: any attribute values (numbers,
+    strings, lists, dicts, None, tensors of any shape) give a model or a clear refusal."""
+    values = json_values | st.builds(lambda shape: torch.zeros(shape),
+                                     st.lists(st.integers(0, 3), max_size=3))
+    args = data.draw(st.dictionaries(st.sampled_from(
+        ["size", "latent", "n_mlp", "channel_multiplier", "other"]), values, max_size=5),
+        label="args")
+    load_or_refuse(_torch_bytes({"g_ema": _stylegan2_state(), "args": argparse.Namespace(**args)}),
+                   ".pt")
+
+
+@_settings
+@given(st.data())
+def test_a_header_we_accept_is_one_safetensors_reads(data):
+    """Differential: whenever check_safetensors_header passes an edited header, the
+    safetensors library reads every tensor of the file too (our check is never looser)."""
+    name = data.draw(st.sampled_from(SAFETENSORS), label="file")
+    header, body = split_safetensors(valid_files()[name][0])
+    key = data.draw(st.sampled_from(sorted(k for k in header if k != "__metadata__")),
+                    label="tensor")
+    field = data.draw(st.sampled_from(["dtype", "shape", "data_offsets"]), label="field")
+    header[key][field] = data.draw(json_values | st.lists(st.integers(0, 4096), min_size=2,
+                                                           max_size=2), label="value")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp, "edited.safetensors")
+        path.write_bytes(join_safetensors(header, body))
+        try:
+            check_safetensors_header(path)
+        except gan_core.CheckpointError:
+            return
+        with safe_open(str(path), framework="pt") as f:
+            for k in f.keys():
+                f.get_tensor(k)

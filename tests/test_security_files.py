@@ -19,6 +19,8 @@ import os
 import pickle
 import shutil
 import struct
+import subprocess
+import sys
 import tracemalloc
 from pathlib import Path
 
@@ -450,3 +452,74 @@ def test_unreadable_file_is_a_checkpoint_error(tmp_path, core_trained):
     locked.chmod(0)
     with pytest.raises(gan_core.CheckpointError, match="locked.safetensors"):
         gan_core.load(locked)
+
+
+# ----------------------------------------------------------------------------- .pth size claims
+
+def _claim_numel(pickled: bytes, numel: int) -> bytes:
+    """The pickle with its storage's element count (the int after the 'cpu' location)
+    replaced by `numel`: what a hostile .pth would claim."""
+    import pickletools
+
+    seen_cpu = False
+    for op, arg, pos in pickletools.genops(pickled):
+        if op.name in ("BINUNICODE", "SHORT_BINUNICODE") and arg == "cpu":
+            seen_cpu = True
+        elif seen_cpu and op.name == "BININT1":
+            return pickled[:pos] + b"\x8a\x08" + numel.to_bytes(8, "little") + pickled[pos + 2:]
+    raise AssertionError("no storage size found")
+
+
+def _hostile_pth(path: Path, numel: int, legacy: bool) -> Path:
+    import zipfile
+
+    buf = io.BytesIO()
+    torch.save({"w": torch.zeros(10)}, buf, _use_new_zipfile_serialization=not legacy)
+    raw = buf.getvalue()
+    if legacy:  # magic number, protocol and sys-info pickles come first
+        f = io.BytesIO(raw)
+        import pickletools
+        for _ in range(3):
+            for op, _, _ in pickletools.genops(f):
+                pass
+        start = f.tell()
+        path.write_bytes(raw[:start] + _claim_numel(raw[start:], numel))
+        return path
+    src = zipfile.ZipFile(io.BytesIO(raw))
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as dst:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            dst.writestr(info, _claim_numel(data, numel) if info.filename.endswith(".pkl") else data)
+    return path
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="resource.getrusage")
+def test_pth_claiming_huge_storage_is_refused_without_using_the_memory(tmp_path):
+    """torch checks a zip .pth's storage sizes against its records before allocating; a legacy
+    .pth's claim is allocated lazily by torch (untouched, so no memory is used) and refused on
+    reading. Measured in a fresh process: peak RSS grows by less than 100 MB for claims of 4 GB
+    and 400 TB."""
+    files = [_hostile_pth(tmp_path / f"{kind}_{numel}.pth", numel, kind == "legacy")
+             for kind in ("zip", "legacy") for numel in (10**9, 10**14)]
+    code = (
+        "import resource, sys, gan_core\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "for p in sys.argv[1:]:\n"
+        "    try:\n"
+        "        gan_core.load(p)\n"
+        "        print('LOADED', p)\n"
+        "    except gan_core.CheckpointError as e:\n"
+        "        print('REFUSED', str(e).splitlines()[0][:200])\n"
+        "after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "print('GROWTH_KB', after - before)\n")
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    out = subprocess.run([sys.executable, "-c", code, *map(str, files)], capture_output=True,
+                         text=True, env=env, timeout=300)
+    lines = out.stdout.splitlines()
+    assert out.returncode == 0, out.stderr[-2000:]
+    refused = [line for line in lines if line.startswith("REFUSED")]
+    assert len(refused) == len(files), lines
+    for f, line in zip(files, refused):
+        assert f.name in line
+    growth_kb = int(lines[-1].split()[1])
+    assert growth_kb < 100 * 1024, f"peak RSS grew by {growth_kb} KB"

@@ -44,14 +44,15 @@ LOSS_TOL = 1e-5
 pytestmark = pytest.mark.usefixtures("core_single_thread")
 
 
-def _torchrun(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+def _torchrun(*args: str, cwd: Path, ok: bool = True) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     for key in distributed.TORCHRUN_VARS:  # a test run under torchrun must not leak into it
         env.pop(key, None)
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
                            "--nproc_per_node", "2", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    if ok:
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
 
 
@@ -140,6 +141,18 @@ def test_resume_in_one_process_continues_the_curve(cli_run, cli_single):
         assert _close(hist[key], single.resume.history[key]), key
     assert _max_diff(resumed.modules["D"].state_dict(), single.modules["D"].state_dict()) < 1e-4
     assert torch.allclose(resumed.generate("0-7"), single.generate("0-7"), atol=1e-4)
+
+
+def test_cli_error_under_torchrun_ends_every_process(tmp_path):
+    """An error in every process (here an uneven global batch) is reported and each process
+    leaves the process group and exits (no hang), with nothing written."""
+    out = tmp_path / "never.safetensors"
+    args = list(CLI_ARGS)
+    args[args.index("--batch") + 1] = "5"
+    proc = _torchrun("-m", "gan_core", "train", *args, "--out", str(out), cwd=tmp_path, ok=False)
+    assert proc.returncode != 0
+    assert proc.stderr.count("error: batch 5 cannot be split evenly across 2 processes") == 2
+    assert list(tmp_path.iterdir()) == []
 
 
 # --------------------------------------------------------------------------- the library API

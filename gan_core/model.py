@@ -119,11 +119,21 @@ class GANModel:
             raise ValueError(f"truncation must be between 0 and 2, got {truncation}")
         seeds = parse_seeds(seeds)
         space = LatentSpace(self, device)
-        out = []
-        for i in range(0, len(seeds), max(1, batch_size)):
-            chunk = seeds[i:i + batch_size]
-            out.append(space.render(space.seed_codes(chunk, truncation), noise=noise, seeds=chunk))
-        return torch.cat(out)
+        # Chunks of batch_size bound the activations; each chunk goes straight into one result
+        # batch allocated at the first chunk (a list + torch.cat would hold the output twice).
+        step = max(1, batch_size)
+        out: torch.Tensor | None = None
+        for i in range(0, len(seeds), step):
+            chunk = seeds[i:i + step]
+            part = space.render(space.seed_codes(chunk, truncation), noise=noise, seeds=chunk)
+            if out is None:
+                whole = len(part) == len(seeds)
+                out = part if whole else part.new_empty((len(seeds), *part.shape[1:]))
+            if out is not part:
+                out[i:i + len(part)] = part
+            del part
+        assert out is not None  # parse_seeds refuses an empty list
+        return out
 
     def stylize(self, images: torch.Tensor, strength: float = 1.0,
                 tile: int | None = None, direction: str = "A->B") -> torch.Tensor:

@@ -5,7 +5,8 @@
     python benchmarks/train_throughput.py --compile  # our trainer with TrainConfig(compile=True)
     python benchmarks/train_throughput.py --threads 2 --arch mlp   # default --threads auto
     python benchmarks/train_throughput.py --arch cyclegan --threads 1   # the style trainer
-    python benchmarks/train_throughput.py --arch all                    # dcgan, mlp and both cyclegans
+    python benchmarks/train_throughput.py --arch fastgan --threads 1    # FastGAN 256 px, CPU-sized
+    python benchmarks/train_throughput.py --arch all                    # every setup below
 
 What runs
 - reference: the loop as pytorch/examples' dcgan/main.py writes it, for both architectures:
@@ -53,6 +54,30 @@ ndf 32, 6 blocks, batch 1.
   alike): random-scale crops resized to the training size and flipped, a few ms per iteration
   on each side. With the same seed the first iterations see the same crops, so the first
   losses of both loops are reported (they should agree to float rounding).
+
+FastGAN (--arch fastgan; not in the default set): our Trainer (what gan_core.train runs for
+arch "fastgan", its step in gan_core/training/fastgan_step.py) against the iteration of
+odegeasslbc/FastGAN-pytorch's train.py, 256 px, CPU-sized (ngf = ndf = 16 instead of 64,
+batch 4 instead of 8), both with DiffAugment "color,translation".
+- reference: G and D from gan_core's fastgan builder with the trainer's seed (the script checks
+  the weights are equal); a DataLoader (shuffle, drop_last, no workers) over the same 64
+  built-in images in [-1, 1]; z ~ N(0, 1) and the generator's noise maps from the global RNG;
+  DiffAugment color + translation written out below as the original's diffaug.py computes it
+  (global RNG), once on the real batch and once on each of G's two outputs; D step: a random
+  quarter, D(real, "real", part) with hinge-to-U(0.8, 1) plus the reconstruction loss, one
+  backward, then D(fakes detached, "fake") with its hinge, a second backward, Adam step; G step:
+  -D(fakes).mean() with D's parameters still requiring grad (the original never freezes D, so its
+  weight gradients are computed and dropped), Adam step; the original's EMA
+  (p_avg = 0.999 p_avg + 0.001 p over G.parameters() each step); pred.mean().item() read every
+  step as train.py does. The reconstruction loss is ours (pixel L1 + image-gradient L1, summed
+  over the batch) on both sides: the original's LPIPS-VGG needs weights we do not have.
+  Plain torch.optim.Adam(lr 2e-4, betas (0.5, 0.999)).
+- ours: Trainer.run() in chunks as for dcgan (EMA, on_step, check_stop, no files), all its
+  randomness from its seeded generator; D frozen in the G step; fused Adam; channels_last
+  "auto" (CUDA only for fastgan; --channels-last on to measure it on a CPU).
+- FLOPs (nominal, as above): per image G fwd Gf, D fwd on "real" (both paths and the three
+  decoders) Dr, on "fake" (no decoders) Df; an iteration is 3 Gf + 3 Dr + 3 Df (D step) + 3 Df
+  (G step), times the batch.
 
 Timing: after warm-up, for each rep N iterations of the reference then N of ours (the order
 alternating between reps); medians of images/s over the reps and the median of the per-rep
@@ -110,11 +135,14 @@ SETUPS = {
                      style=dict(ngf=32, ndf=64, n_blocks=6)),
     "cyclegan96": dict(size=96, channels=3, batch=1, goal_ratio=1.0, goal_fraction=None,
                        style=dict(ngf=16, ndf=32, n_blocks=6)),
+    # FastGAN, CPU-sized: see the module docstring.
+    "fastgan": dict(size=256, channels=3, batch=4, goal_ratio=1.0, goal_fraction=None,
+                    fastgan=dict(ngf=16, ndf=16), count=64, augment="color,translation"),
 }
 DEFAULT_ARCHS = ["dcgan", "mlp"]  # what runs without --arch
 # iterations per timed chunk, warm-up iterations (full run, --quick)
 ITERS = {"dcgan": (6, 3, 2, 1), "mlp": (60, 30, 10, 5), "cyclegan": (4, 2, 1, 1),
-         "cyclegan96": (12, 3, 3, 1)}
+         "cyclegan96": (12, 3, 3, 1), "fastgan": (4, 2, 2, 1)}
 # The crop sources of the CycleGAN runs (the train-style CLI's built-in defaults).
 STYLE_DATA = dict(content="builtin:blobs", content_count=16, style="builtin:painting",
                   style_count=1, max_side=1024)
@@ -229,11 +257,13 @@ class OurLoop:
     """gan_core.Trainer.run() in chunks; check_stop ends each chunk and brackets its timing."""
 
     def __init__(self, arch: str, dataset: gan_core.ImageDataset, batch: int, compile: bool,
-                 channels_last: str, seed: int = 0):
+                 channels_last: str, seed: int = 0, model: dict | None = None,
+                 augment: str = ""):
         self.cfg = gan_core.TrainConfig(arch=arch, size=dataset.size, channels=dataset.channels,
                                         batch=batch, steps=10**9, seed=seed, preview_every=0,
                                         checkpoint_every=0, compile=compile,
-                                        channels_last=channels_last)
+                                        channels_last=channels_last, model=dict(model or {}),
+                                        augment=augment)
         self.losses: list[dict[str, float]] = []
         cb = gan_core.TrainCallbacks(on_step=lambda step, losses: self.losses.append(losses),
                                      check_stop=self._check_stop)
@@ -373,6 +403,181 @@ class OurStyleLoop(OurLoop):
         return self.t1 - self.t0
 
 
+# ---------------------------------------------------------------- FastGAN: the original's step
+def _plain_diffaugment(x: torch.Tensor) -> torch.Tensor:
+    """DiffAugment "color,translation" as the original's diffaug.py computes it, on the global
+    RNG: per-sample brightness (+U(-0.5, 0.5)), saturation (x U(0, 2) around the pixel's channel
+    mean), contrast (x U(0.5, 1.5) around the image mean), then a shift by up to 1/8 of the
+    size in each direction with zero fill."""
+    b = x.size(0)
+    x = x + (torch.rand(b, 1, 1, 1, dtype=x.dtype, device=x.device) - 0.5)
+    mean = x.mean(dim=1, keepdim=True)
+    x = (x - mean) * (torch.rand(b, 1, 1, 1, dtype=x.dtype, device=x.device) * 2) + mean
+    mean = x.mean(dim=[1, 2, 3], keepdim=True)
+    x = (x - mean) * (torch.rand(b, 1, 1, 1, dtype=x.dtype, device=x.device) + 0.5) + mean
+    h, w = x.size(2), x.size(3)
+    sy, sx = int(h * 0.125 + 0.5), int(w * 0.125 + 0.5)
+    ty = torch.randint(-sy, sy + 1, size=[b, 1, 1], device=x.device)
+    tx = torch.randint(-sx, sx + 1, size=[b, 1, 1], device=x.device)
+    gb, gy, gx = torch.meshgrid(torch.arange(b, device=x.device), torch.arange(h, device=x.device),
+                                torch.arange(w, device=x.device), indexing="ij")
+    gy = torch.clamp(gy + ty + 1, 0, h + 1)
+    gx = torch.clamp(gx + tx + 1, 0, w + 1)
+    padded = F.pad(x, [1, 1, 1, 1, 0, 0, 0, 0])
+    return padded.permute(0, 2, 3, 1).contiguous()[gb, gy, gx].permute(0, 3, 1, 2)
+
+
+def _plain_recon(rec: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Summed over the batch: mean |rec - target| + mean |d/dx| and |d/dy| differences per
+    image (the loss our trainer uses in place of LPIPS)."""
+    per = (rec - target).abs().mean(dim=(1, 2, 3))
+    per = per + (torch.diff(rec, dim=3) - torch.diff(target, dim=3)).abs().mean(dim=(1, 2, 3))
+    per = per + (torch.diff(rec, dim=2) - torch.diff(target, dim=2)).abs().mean(dim=(1, 2, 3))
+    return per.sum()
+
+
+def _quarter(img: torch.Tensor, part: int) -> torch.Tensor:
+    half = img.shape[2] // 2
+    rows = slice(0, half) if part in (0, 1) else slice(half, None)
+    cols = slice(0, half) if part in (0, 2) else slice(half, None)
+    return img[:, :, rows, cols]
+
+
+class FastGANReference:
+    """One iteration the way FastGAN-pytorch's train.py runs it (see the module docstring)."""
+
+    def __init__(self, setup: dict, dataset: gan_core.ImageDataset, seed: int = 0):
+        spec = get_arch("fastgan")
+        self.cfg = spec.config_cls(image_size=dataset.size, channels=dataset.channels,
+                                   **setup["fastgan"])
+        torch.manual_seed(seed)
+        parts = spec.build(self.cfg)
+        self.netG, self.netD = parts["G"].train(), parts["D"].train()
+        x = dataset.images.float().div(127.5).sub(1.0)
+        self.loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x),
+                                                  batch_size=setup["batch"], shuffle=True,
+                                                  drop_last=True, num_workers=0)
+        self.batches = iter(self.loader)
+        self.optimizerG = torch.optim.Adam(self.netG.parameters(), lr=2e-4, betas=(0.5, 0.999))
+        self.optimizerD = torch.optim.Adam(self.netD.parameters(), lr=2e-4, betas=(0.5, 0.999))
+        self.avg_param_G = [p.detach().clone() for p in self.netG.parameters()]
+        self.nz = self.cfg.latent_dim
+        self.first_losses: list[dict[str, float]] = []
+
+    def next_batch(self) -> torch.Tensor:
+        try:
+            return next(self.batches)[0]
+        except StopIteration:
+            self.batches = iter(self.loader)
+            return next(self.batches)[0]
+
+    def _train_d_real(self, real: torch.Tensor) -> tuple[float, torch.Tensor]:
+        part = random.randint(0, 3)
+        pred, (rec_all, rec_small, rec_part) = self.netD(real, "real", part=part)
+        adv = F.relu(torch.rand_like(pred) * 0.2 + 0.8 - pred).mean()
+        rec = (_plain_recon(rec_all, F.interpolate(real, rec_all.shape[2]))
+               + _plain_recon(rec_small, F.interpolate(real, rec_small.shape[2]))
+               + _plain_recon(rec_part, F.interpolate(_quarter(real, part), rec_part.shape[2])))
+        (adv + rec).backward()
+        return pred.mean().item(), (adv + rec).detach()
+
+    def iteration(self) -> None:
+        real = self.next_batch()
+        noise = torch.Tensor(real.size(0), self.nz).normal_(0, 1)
+        fake_images = self.netG(noise)
+        real = _plain_diffaugment(real)
+        fake_images = [_plain_diffaugment(f) for f in fake_images]
+
+        self.netD.zero_grad()
+        err_dr, err_real = self._train_d_real(real)
+        pred = self.netD([f.detach() for f in fake_images], "fake")
+        err_fake = F.relu(torch.rand_like(pred) * 0.2 + 0.8 + pred).mean()
+        err_fake.backward()
+        self.optimizerD.step()
+
+        self.netG.zero_grad()
+        err_g = -self.netD(fake_images, "fake").mean()
+        err_g.backward()
+        self.optimizerG.step()
+        with torch.no_grad():
+            for p, avg_p in zip(self.netG.parameters(), self.avg_param_G):
+                avg_p.mul_(0.999).add_(0.001 * p.data)
+        if len(self.first_losses) < 2:
+            self.first_losses.append({"loss_d_with_recon": float(err_real) + err_fake.item(),
+                                      "loss_g": err_g.item(), "d_real_mean": err_dr})
+
+    def timed(self, n: int) -> float:
+        t = time.perf_counter()
+        for _ in range(n):
+            self.iteration()
+        return time.perf_counter() - t
+
+
+class _DiscriminatorCall(nn.Module):
+    """D called with a fixed label, so forward_flops_per_image can count one kind of pass."""
+
+    def __init__(self, netD: nn.Module, label: str):
+        super().__init__()
+        self.netD, self.label = netD, label
+
+    def forward(self, x: torch.Tensor):
+        return self.netD(x, self.label, part=0)
+
+
+def bench_fastgan(arch: str, s: dict, n: int, warm: int, args) -> dict:
+    batch, size = s["batch"], s["size"]
+    t = time.perf_counter()
+    ds = gan_core.open_dataset("builtin:mondrian", size, channels=3, count=s["count"])
+    t_data = time.perf_counter() - t
+    ref = FastGANReference(s, ds)
+    t = time.perf_counter()
+    ours = OurLoop(arch, ds, batch, args.compile, args.channels_last, model=s["fastgan"],
+                   augment=s["augment"])
+    tr = ours.trainer
+    same_init = all(torch.equal(a, b) for mine, theirs in ((tr.G, ref.netG), (tr.D, ref.netD))
+                    for a, b in zip(mine.state_dict().values(), theirs.state_dict().values()))
+    if not same_init:
+        raise RuntimeError("the reference and our trainer start from different weights")
+    ref.timed(warm)
+    t_setup = time.perf_counter() - t
+    t = time.perf_counter()
+    ours.timed(warm)
+    t_warm_ours = time.perf_counter() - t
+
+    g_copy = get_arch("fastgan").build(ref.cfg)  # FLOPs counted on fresh copies
+    z = torch.randn(2, ref.cfg.latent_dim)
+    x = torch.rand(2, 3, size, size) * 2 - 1
+    gf = forward_flops_per_image(g_copy["G"], z)
+    dr = forward_flops_per_image(_DiscriminatorCall(g_copy["D"], "real"), x)
+    df = forward_flops_per_image(_DiscriminatorCall(g_copy["D"], "fake"), x)
+    flops_iter = batch * (3 * gf + 3 * dr + 6 * df)
+
+    ref_ips, our_ips, ratios = timed_reps(arch, ref, ours, batch, n, args.reps)
+    return {
+        "arch": arch, "image_size": size, "channels": 3, "batch": batch,
+        "fastgan": dict(s["fastgan"]), "augment": s["augment"], "dataset_count": s["count"],
+        "iters_per_rep": n, "reps": args.reps, "warmup_iters": warm,
+        "ours_first_iters_seconds": round(t_warm_ours, 2),
+        "setup_seconds": round(t_setup, 2), "data_render_seconds": round(t_data, 2),
+        "reference_images_per_s": ref_ips, "ours_images_per_s": our_ips, "ratios": ratios,
+        "reference_median": statistics.median(ref_ips), "ours_median": statistics.median(our_ips),
+        "ratio_median": statistics.median(ratios),
+        "g_forward_gflop_per_image": gf / 1e9, "d_forward_gflop_per_image": df / 1e9,
+        "d_real_forward_gflop_per_image": dr / 1e9,
+        "gflop_per_iteration": flops_iter / 1e9,
+        "goal_ratio": s["goal_ratio"], "goal_fraction_of_matmul": s["goal_fraction"],
+        "same_initial_weights": same_init,
+        "first_iterations": {"reference": ref.first_losses,
+                             "ours": ours.losses[:2],
+                             "note": "random draws differ (global RNG vs the trainer's "
+                                     "generator): same magnitude expected, not equal values"},
+        "options": {"compile": args.compile, "channels_last": args.channels_last,
+                    "channels_last_used": tr.channels_last, "ema_decay": ours.cfg.ema_decay,
+                    "preview_every": 0, "checkpoint_every": 0,
+                    "callbacks": ["on_step", "check_stop"], "flip": ds.flip},
+    }
+
+
 _STYLE_SOURCES: tuple | None = None
 
 
@@ -408,6 +613,8 @@ def bench_arch(arch: str, args) -> dict:
     batch = s["batch"]
     if "style" in s:
         return bench_cyclegan(arch, s, n, warm, args)
+    if "fastgan" in s:
+        return bench_fastgan(arch, s, n, warm, args)
     ds = gan_core.open_dataset("builtin:mondrian", s["size"], channels=s["channels"])
     ref = ReferenceLoop(arch, ds, batch)
     t = time.perf_counter()
@@ -586,6 +793,17 @@ def main() -> None:
                 print(f"  {r['arch']}: iteration {i + 1} loss_G reference "
                       f"{f['reference']['loss_g']:.5f} ours {f['ours']['loss_g']:.5f}; loss_D "
                       f"reference {f['reference']['loss_d']:.5f} ours {f['ours']['loss_d']:.5f}")
+    for r in results:
+        if "fastgan" in r:
+            f = r["first_iterations"]
+            print(f"  {r['arch']}: FastGAN {r['image_size']} px, ngf {r['fastgan']['ngf']}, ndf "
+                  f"{r['fastgan']['ndf']}, batch {r['batch']}, DiffAugment {r['augment']}; EMA on "
+                  f"both sides; same initial weights: {r['same_initial_weights']}; Gf "
+                  f"{r['g_forward_gflop_per_image']:.2f}, D real/fake "
+                  f"{r['d_real_forward_gflop_per_image']:.2f}/{r['d_forward_gflop_per_image']:.2f}"
+                  f" GFLOP per image; first losses (own random draws) reference "
+                  f"{[round(x['loss_g'], 3) for x in f['reference']]} loss_G, ours "
+                  f"{[round(x['loss_g'], 3) for x in f['ours']]}")
     for r in results:
         print(f"  {r['arch']}: at the 2048^3 matmul rate, the nominal FLOPs of an iteration would "
               f"run {r['ratio_at_matmul_rate']:.2f}x as fast as the reference does")

@@ -24,7 +24,10 @@ DEFAULT_COUNT = 512
 # 2-core dev CPU (400 steps, batch 32, builtin:blobs): the library's DCGAN-paper settings
 # (lr 2e-4, widths 64) leave samples grey (mean colour saturation 0.05 vs 0.23 in the data);
 # lr 1e-3 with widths 32 reaches 0.23 at twice the speed. The library keeps the paper's values.
-QUICK = {"dcgan": {"lr": 1e-3, "width": 32}, "mlp": {"lr": 2e-4, "width": None}}
+QUICK = {"dcgan": {"lr": 1e-3, "width": 32}, "mlp": {"lr": 2e-4, "width": None},
+         # FastGAN: the original train.py's size, batch, policy and widths (no CPU shortcut)
+         "fastgan": {"lr": 2e-4, "width": None, "size": 256, "batch": 8,
+                     "augment": "color,translation"}}
 
 
 def _add_train_args(p: argparse.ArgumentParser) -> None:
@@ -37,9 +40,11 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arch", default=None, choices=gan_core.list_archs("generate", trainable=True),
                    help="architecture (default: dcgan)")
     p.add_argument("--size", type=int, default=None,
-                   help="image size in px (default: 28 for mlp, 32 for dcgan)")
+                   help="image size in px (default: 28 for mlp, 32 for dcgan, 256 for fastgan: "
+                        "256, 512 or 1024)")
     p.add_argument("--steps", type=int, default=2000, help="total training steps (default: %(default)s)")
-    p.add_argument("--batch", type=int, default=None, help="batch size (default: 128 for mlp, 32 for dcgan)")
+    p.add_argument("--batch", type=int, default=None,
+                   help="batch size (default: 128 for mlp, 32 for dcgan, 8 for fastgan)")
     p.add_argument("--seed", type=int, default=None, help="default: 0")
     p.add_argument("--out", default=DEFAULT_OUT, help="checkpoint file (default: %(default)s)")
     p.add_argument("--resume", default=None,
@@ -53,13 +58,16 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
                    help="learning rate of G and D (default: 1e-3 for dcgan, a fast CPU demo "
                         f"setting; {d.lr_g} for mlp and in the Python API)")
     p.add_argument("--width", type=int, default=None,
-                   help="dcgan base width, ngf = ndf (default: 32; the Python API's is 64)")
-    p.add_argument("--loss", default=None, choices=gan_core.LOSSES, help=f"default: {d.loss}")
+                   help="base width of G and D, ngf = ndf (dcgan default: 32, the Python API's "
+                        "is 64; fastgan: 64)")
+    p.add_argument("--loss", default=None, choices=gan_core.LOSSES,
+                   help=f"default: {d.loss} (fastgan ignores it: it trains with its own hinge "
+                        "loss with random targets)")
     p.add_argument("--r1", type=float, default=None,
                    help="R1 penalty weight gamma (default: 0, off)")
     p.add_argument("--augment", default=None,
                    help=f"DiffAugment policy, comma list of {gan_core.AUGMENTATIONS} "
-                        "(default: none)")
+                        "(default: none; color,translation for fastgan)")
     p.add_argument("--ema", type=float, default=None,
                    help=f"EMA decay of the sampling generator (default: {d.ema_decay})")
     p.add_argument("--count", type=int, default=None,
@@ -85,17 +93,18 @@ def _train_config(args: argparse.Namespace,
         return getattr(base, field) if saved else default
 
     arch = pick("arch", "arch", "dcgan")
-    size = args.size or (resume.image_size if resume else (28 if arch == "mlp" else 32))
     quick = QUICK.get(arch, {})
+    size = args.size or (resume.image_size if resume else
+                         quick.get("size", 28 if arch == "mlp" else 32))
     width = args.width or quick.get("width")
     model = dict(base.model) if saved else ({"ngf": width, "ndf": width} if width else {})
     return dataclasses.replace(
         base, arch=arch, size=size, steps=args.steps, model=model,
-        batch=pick("batch", "batch", 128 if arch == "mlp" else 32),
+        batch=pick("batch", "batch", quick.get("batch", 128 if arch == "mlp" else 32)),
         lr_g=pick("lr", "lr_g", quick.get("lr", base.lr_g)),
         lr_d=pick("lr", "lr_d", quick.get("lr", base.lr_d)),
         loss=pick("loss", "loss", base.loss), r1_gamma=pick("r1", "r1_gamma", 0.0),
-        augment=pick("augment", "augment", ""), ema_decay=pick("ema", "ema_decay", base.ema_decay),
+        augment=pick("augment", "augment", quick.get("augment", "")), ema_decay=pick("ema", "ema_decay", base.ema_decay),
         seed=pick("seed", "seed", 0), preview_every=pick("preview_every", "preview_every", 100),
         checkpoint_every=pick("checkpoint_every", "checkpoint_every", 200),
         channels=args.channels if args.channels is not None else (base.channels if saved else None),

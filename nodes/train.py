@@ -6,7 +6,19 @@ from __future__ import annotations
 from .. import gan_core
 from . import bridge
 from .training_common import NONE, files_changed_key, load_resume, run_training
-AUGMENT_CHOICES = ["none", "translation", "color,translation", "color,translation,cutout"]
+AUGMENT_CHOICES = ["auto", "none", "translation", "color,translation", "color,translation,cutout"]
+# "auto": each arch's usual setting; FastGAN's original trains with this policy, the others
+# with none.
+AUTO_AUGMENT = {"fastgan": "color,translation"}
+# Archs whose G and D take the node's width as ngf = ndf.
+WIDTH_ARCHS = ("dcgan", "fastgan")
+
+
+def _augment_policy(arch: str, choice: str) -> str:
+    """The DiffAugment policy for the widget value ("auto" -> the arch's usual one)."""
+    if choice == "auto":
+        return AUTO_AUGMENT.get(arch, "")
+    return "" if choice == "none" else choice
 
 
 def _dataset(images, folder: str, builtin: str, size: int, seed: int, fit: str, flip: bool):
@@ -38,16 +50,18 @@ class GANAtelierTrain:
             "required": {
                 "arch": (gan_core.list_archs("generate", trainable=True), {"default": "dcgan",
                          "tooltip": "dcgan: convolutional, RGB, 32-256 px. mlp: the classic fully "
-                                    "connected GAN, best at 28 px grayscale."}),
+                                    "connected GAN, best at 28 px grayscale. fastgan: few-shot "
+                                    "GAN (100 images are enough), 256/512/1024 px; much heavier, "
+                                    "meant for a GPU."}),
                 "builtin_dataset": (list(gan_core.BUILTIN_DATASETS), {
                     "tooltip": "procedural art used when neither images nor folder is given"}),
-                "resolution": ("INT", {"default": 32, "min": 8, "max": 256, "step": 4,
+                "resolution": ("INT", {"default": 32, "min": 8, "max": 1024, "step": 4,
                                "tooltip": "training size in px; dcgan needs a power of two "
-                                          "(32, 64, 128, 256)"}),
+                                          "(32, 64, 128, 256), fastgan 256, 512 or 1024"}),
                 "width": ("INT", {"default": 64, "min": 4, "max": 512, "step": 4,
-                          "tooltip": "dcgan base width (filters of G and D, ngf = ndf): 64 is "
-                                     "the DCGAN paper's, 32 trains about twice as fast on a CPU; "
-                                     "ignored by mlp"}),
+                          "tooltip": "dcgan / fastgan base width (filters of G and D, ngf = "
+                                     "ndf): 64 is both papers', 32 trains about twice as fast on "
+                                     "a CPU; ignored by mlp"}),
                 "steps": ("INT", {"default": 300, "min": 1, "max": 1_000_000,
                           "tooltip": "total training steps (one D and one G update each); a "
                                      "resumed run continues up to this count"}),
@@ -57,10 +71,12 @@ class GANAtelierTrain:
                                   "round": False, "tooltip": "Adam learning rate of G and D"}),
                 "loss": (list(gan_core.LOSSES), {"default": "bce",
                          "tooltip": "bce: non-saturating logistic loss; hinge: margin loss, "
-                                    "often steadier; lsgan: least squares"}),
-                "augmentation": (AUGMENT_CHOICES, {"default": "none",
+                                    "often steadier; lsgan: least squares. fastgan ignores it "
+                                    "(its own hinge loss with random targets)"}),
+                "augmentation": (AUGMENT_CHOICES, {"default": "auto",
                                  "tooltip": "DiffAugment applied to real and fake images alike; "
-                                            "use it when you have fewer than ~1000 images"}),
+                                            "use it when you have fewer than ~1000 images. auto: "
+                                            "color,translation for fastgan, none otherwise"}),
                 "r1_gamma": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 100.0, "step": 0.1,
                              "tooltip": "R1 gradient penalty on real images (0 = off); try 0.1-10 "
                                         "if training collapses"}),
@@ -106,10 +122,10 @@ class GANAtelierTrain:
         size = resume_model.image_size if resume_model else resolution
         config = gan_core.TrainConfig(
             arch=arch, size=size, steps=steps, batch=batch_size, lr_g=learning_rate,
-            lr_d=learning_rate, loss=loss, augment="" if augmentation == "none" else augmentation,
+            lr_d=learning_rate, loss=loss, augment=_augment_policy(arch, augmentation),
             r1_gamma=r1_gamma, seed=seed, preview_every=preview_every,
             checkpoint_every=checkpoint_every, device=str(bridge.device()),
-            model={"ngf": width, "ndf": width} if arch == "dcgan" else {},
+            model={"ngf": width, "ndf": width} if arch in WIDTH_ARCHS else {},
         ).validate()
         dataset = _dataset(images, folder or "", builtin_dataset, size, seed, fit, flip)
         model, _ = run_training(
@@ -119,5 +135,7 @@ class GANAtelierTrain:
         history = model.resume.history
         loss_map = {"loss": list(history["loss_g"]), "loss_d": list(history["loss_d"]),
                     "loss_g": list(history["loss_g"])}
+        if "recon" in history:  # fastgan's discriminator reconstruction loss
+            loss_map["recon"] = list(history["recon"])
         preview = model.generate(range(16), device=bridge.device())
         return (model, loss_map, gan_core.make_grid(preview))

@@ -3,6 +3,7 @@ against an independent functional reading of the file, noise modes, errors, save
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -384,3 +385,99 @@ def test_loading_leaves_the_global_rng_alone(tmp_path):
     model = gan_core.load(path)
     assert isinstance(model, GANModel)
     assert torch.equal(torch.get_rng_state(), state)
+
+
+# --------------------------------------------------------------------------- training
+
+@pytest.fixture(scope="module")
+def fastgan_data() -> gan_core.ImageDataset:
+    return gan_core.open_dataset("builtin:mondrian", 256, count=4, seed=0)
+
+
+def _train_config(steps: int, **overrides) -> gan_core.TrainConfig:
+    fields = dict(arch="fastgan", size=256, steps=steps, batch=2, device="cpu", preview_every=0,
+                  checkpoint_every=0, preview_count=2, augment="color,translation", seed=3,
+                  model=dict(TINY))
+    fields.update(overrides)
+    return gan_core.TrainConfig(**fields)
+
+
+def test_training_steps_are_finite_and_learn(fastgan_data):
+    torch.manual_seed(5)
+    rng = torch.get_rng_state()
+    seen = []
+    callbacks = gan_core.TrainCallbacks(on_step=lambda step, losses: seen.append(losses),
+                                        on_preview=lambda step, grid: seen.append(grid))
+    model = gan_core.train(_train_config(2), fastgan_data, callbacks=callbacks)
+    assert torch.equal(torch.get_rng_state(), rng)  # noise, parts, targets: all from the seed
+    hist = model.resume.history
+    assert set(hist) == {"loss_d", "loss_g", "recon"}
+    assert all(len(v) == 2 and all(math.isfinite(x) for x in v) for v in hist.values())
+    assert hist["recon"][0] > 0 and hist["loss_d"][0] > 0
+    assert set(seen[0]) == {"loss_d", "loss_g", "recon"}
+    assert seen[-1].shape[-1] == 3  # the closing preview grid (IMAGE)
+    fresh = build_fastgan(model.config)
+    trained = model.modules["G"].state_dict()
+    noise_w = [k for k in trained if k.endswith(".2.weight") and trained[k].shape == (1,)]
+    assert noise_w and any(trained[k].abs().item() > 0 for k in noise_w)  # noise strengths moved
+    assert not torch.equal(trained["to_big.parametrizations.weight.original"],
+                           fresh["G"].state_dict()["to_big.parametrizations.weight.original"])
+    images = model.generate("0-1")
+    assert images.shape == (2, 256, 256, 3) and torch.isfinite(images).all()
+
+
+def test_resume_reproduces_the_uninterrupted_run(fastgan_data, tmp_path):
+    straight = gan_core.train(_train_config(3), fastgan_data)
+    path = tmp_path / "half.safetensors"
+    gan_core.train(_train_config(2), fastgan_data, out=path)
+    loaded = gan_core.load(path)
+    assert loaded.arch == "fastgan" and loaded.resume.step == 2
+    resumed = gan_core.train(_train_config(3), fastgan_data, out=path, resume=loaded)
+    assert resumed.resume.history == straight.resume.history
+    for role in ("G", "G_ema", "D"):
+        a, b = resumed.modules[role].state_dict(), straight.modules[role].state_dict()
+        assert a.keys() == b.keys()
+        assert all(torch.equal(a[k], b[k]) for k in a), role
+    # the file holds the same weights (rounding may differ for tensors read from the file)
+    _close(gan_core.load(path).generate("0-1"), straight.generate("0-1"), 1e-6)
+
+
+def test_cli_trains_fastgan_with_its_defaults(tmp_path):
+    from gan_core.cli import main
+    out = tmp_path / "fg.safetensors"
+    threads = torch.get_num_threads()
+    try:
+        rc = main(["train", "--arch", "fastgan", "--width", "4", "--steps", "1", "--batch", "2",
+                   "--data", "builtin:mondrian", "--count", "4", "--threads", "1",
+                   "--preview-every", "0", "--checkpoint-every", "0", "--device", "cpu",
+                   "--out", str(out)])
+    finally:
+        torch.set_num_threads(threads)
+    assert rc == 0
+    model = gan_core.load(out)
+    assert model.arch == "fastgan" and model.image_size == 256  # the fastgan default size
+    assert (model.config.ngf, model.config.ndf, model.config.latent_dim) == (4, 4, 256)
+    assert model.resume.train_config["augment"] == "color,translation"  # its default policy
+    assert out.with_suffix(".png").is_file()
+
+
+def test_train_node_maps_width_and_auto_augmentation(comfy, pack, tmp_path):
+    fp, utils, mm = comfy
+    fp.configure(str(tmp_path))
+    pack.nodes.bridge.register_model_folder()
+    mm.interrupt_current_processing(False)
+    cls = pack.NODE_CLASS_MAPPINGS["GANAtelierTrain"]
+    spec = cls.INPUT_TYPES()["required"]
+    assert "fastgan" in spec["arch"][0] and spec["augmentation"][1]["default"] == "auto"
+    inputs = dict(arch="fastgan", builtin_dataset="mondrian", resolution=256, width=4, steps=1,
+                  batch_size=2, learning_rate=2e-4, loss="bce", augmentation="auto",
+                  r1_gamma=0.0, seed=0, preview_every=0, checkpoint_every=0,
+                  filename_prefix="tests/fastgan")
+    node = cls()
+    with torch.inference_mode():
+        images = torch.rand(2, 64, 64, 3)  # small: the built-in set would draw hundreds
+        model, loss, preview = getattr(node, cls.FUNCTION)(**inputs, images=images)
+    assert model.arch == "fastgan" and (model.config.ngf, model.config.ndf) == (4, 4)
+    assert model.resume.train_config["augment"] == "color,translation"
+    assert set(loss) >= {"loss", "loss_d", "loss_g", "recon"} and len(loss["recon"]) == 1
+    assert preview.shape[-1] == 3

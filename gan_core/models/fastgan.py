@@ -243,10 +243,12 @@ def _random_noise(generator: torch.Generator | None) -> NoiseSource:
     return source
 
 
-def noise_source(noise: str | None, generator: torch.Generator | None = None) -> NoiseSource | None:
-    """"fixed" / "random" / "none" as a source; None keeps the original's per-call randn."""
-    if noise is None:
-        return None
+def noise_source(noise: str | NoiseSource | None,
+                 generator: torch.Generator | None = None) -> NoiseSource | None:
+    """"fixed" / "random" / "none" as a source; None keeps the original's per-call randn; a
+    callable (feature map -> noise map or None) is used as given (the trainer's)."""
+    if noise is None or callable(noise):
+        return noise
     if noise == "fixed":
         return _fixed_noise()
     if noise == "random":
@@ -296,11 +298,11 @@ class FastGANGenerator(nn.Module):
         if cfg.image_size > 512:
             self.feat_1024 = UpBlock(nfc[512], nfc[1024])
 
-    def forward(self, z: torch.Tensor, noise: str | None = None,
+    def forward(self, z: torch.Tensor, noise: str | NoiseSource | None = None,
                 generator: torch.Generator | None = None) -> list[torch.Tensor]:
         """The original's call: `[img_big, img_128]`. `noise` None draws fresh global-RNG
         noise per call like the original; "fixed" / "random" (from `generator`) / "none" as in
-        `synthesize`."""
+        `synthesize`; or a callable giving each injection's noise map for its feature map."""
         src = noise_source(noise, generator)
         with self._batch_stats(self.bn_batch_stats and not self.training):
             feat_4 = self.init(z)

@@ -1,0 +1,140 @@
+"""One FastGAN training iteration, as odegeasslbc/FastGAN-pytorch's train.py does it, inside
+the shared GAN trainer (gan_core/training/trainer.py calls `fastgan_step(trainer)`).
+
+Per step:
+  1. G makes `[img_big, img_128]` from z (noise injections drawn from the trainer's generator).
+  2. DiffAugment (the trainer's policy; the CLI and node default for fastgan is
+     "color,translation") is applied once to the real batch and once to each fake output, and
+     the same augmented fakes feed both the D step (detached) and the G step, as the original.
+  3. D step: hinge with random targets, relu(U(0.8, 1) - D(real)) and relu(U(0.8, 1) + D(fake)),
+     plus the self-supervised reconstruction loss: D's decoders rebuild the (augmented) real
+     image at 128 px from its 8 px features, its 128 px version from the small path, and a
+     random quarter (`part`, one per step) of it from that quarter of the 16 px features.
+  4. G step: -D(fake).mean() through the frozen D.
+  5. EMA of G (the trainer's, with its warm-up; the original uses a constant 0.999).
+
+Reconstruction loss. The original uses LPIPS-VGG, whose pretrained weights cannot ship here or
+be downloaded at run time. We use, per target, pixel L1 plus an L1 on image gradients
+(horizontal and vertical finite differences): the gradient term is the cheap structural part,
+rewarding edges and texture where they are rather than only average colour, at the cost of two
+subtractions. Like the original's `percept(...).sum()`, per-sample distances are summed over the
+batch (LPIPS-VGG and this loss differ in scale: this one weighs reconstruction lower for
+smooth images, higher for noisy ones).
+
+Randomness: z, the noise maps, the augmentation, the quarter and the hinge targets all come
+from `trainer.gen`, drawn for the whole global batch (`cfg.batch` rows) with this process's rows
+kept, so runs are reproducible, resumable, and independent of the process count.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+
+from ..models.fastgan import quarter
+from .losses import r1_penalty
+
+if TYPE_CHECKING:  # the trainer imports this module
+    from .trainer import Trainer
+
+
+def image_gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Horizontal and vertical finite differences of [B, C, H, W] images."""
+    return x[..., :, 1:] - x[..., :, :-1], x[..., 1:, :] - x[..., :-1, :]
+
+
+def recon_distance(rec: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-sample distance [B]: mean |rec - target| plus mean |grad rec - grad target|."""
+    rec, target = rec.float(), target.float()
+    dist = (rec - target).abs().flatten(1).mean(1)
+    for a, b in zip(image_gradients(rec), image_gradients(target)):
+        dist = dist + (a - b).abs().flatten(1).mean(1)
+    return dist
+
+
+def recon_loss(recs: list[torch.Tensor], real: torch.Tensor, part: int,
+               global_batch: int) -> torch.Tensor:
+    """The decoders' loss against the real batch: whole image and its small version (both
+    resized, nearest, to the reconstructions' size, as the original) and quarter `part`.
+    Summed over the global batch: this process's mean times the global batch size, so that
+    data-parallel gradient averaging gives the single-process sum."""
+    rec_all, rec_small, rec_part = recs
+    size = rec_all.shape[-1]
+    total = (recon_distance(rec_all, F.interpolate(real, size=size))
+             + recon_distance(rec_small, F.interpolate(real, size=rec_small.shape[-1]))
+             + recon_distance(rec_part, F.interpolate(quarter(real, part),
+                                                      size=rec_part.shape[-1])))
+    return total.mean() * global_batch
+
+
+def _global_rows(trainer: "Trainer", *shape: int, normal: bool) -> torch.Tensor:
+    """Random numbers for the whole global batch (first dim cfg.batch), this process's rows."""
+    draw = torch.randn if normal else torch.rand
+    return draw(trainer.cfg.batch, *shape, generator=trainer.gen)[trainer.rows]
+
+
+def _noise_source(trainer: "Trainer"):
+    """G's noise injections from the trainer's generator, one map per sample."""
+    def source(feat: torch.Tensor) -> torch.Tensor:
+        _, _, h, w = feat.shape
+        return _global_rows(trainer, 1, h, w, normal=True).to(feat.device, feat.dtype)
+    return source
+
+
+def _hinge_targets(trainer: "Trainer", logits: torch.Tensor) -> torch.Tensor:
+    """U(0.8, 1) per logit. D's logits are [big path rows..., small path rows...]; targets are
+    drawn as [2, global batch, n] so each sample gets the same numbers at any process count."""
+    local = trainer.rows.stop - trainer.rows.start
+    per = logits.numel() // (2 * local)
+    draw = torch.rand(2, trainer.cfg.batch, per, generator=trainer.gen)[:, trainer.rows]
+    return (draw.reshape(-1) * 0.2 + 0.8).to(logits.device)
+
+
+def fastgan_step(trainer: "Trainer") -> dict[str, float]:
+    """One iteration (see the module docstring); returns loss_d (the adversarial part),
+    recon, loss_g (and r1 when the R1 penalty is on)."""
+    t, cfg = trainer, trainer.cfg
+    real, z = t.sample_batch()
+    part = int(torch.randint(4, (1,), generator=t.gen))
+    do_r1 = cfg.r1_gamma > 0 and t.step_count % cfg.r1_every == 0
+
+    t.D.requires_grad_(True)
+    with t._autocast():
+        fake = t.g_fwd(z, noise=_noise_source(t))
+        if do_r1:
+            real.requires_grad_(True)
+        real_aug = t._aug(real)
+        fake_aug = [t._aug(f) for f in fake]
+        real_logits, recs = t.d_fwd(real_aug, "real", part=part)
+        fake_logits = t.d_fwd([f.detach() for f in fake_aug], "fake")
+        real_logits, fake_logits = real_logits.float(), fake_logits.float()
+        adv = (F.relu(_hinge_targets(t, real_logits) - real_logits).mean()
+               + F.relu(_hinge_targets(t, fake_logits) + fake_logits).mean())
+    rec = recon_loss(recs, real_aug.detach(), part, cfg.batch)
+    total_d = adv + rec
+    values = {"loss_d": adv.item(), "recon": rec.item()}
+    if do_r1:
+        r1 = r1_penalty(real, real_logits)
+        total_d = total_d + r1 * (cfg.r1_gamma * 0.5 * cfg.r1_every)
+        values["r1"] = r1.item()
+    values = t.mean_losses(values)
+    t._finite(values)  # before D's update, as in the trainer's own step
+    t.opt_d.zero_grad(set_to_none=True)
+    t.scaler.scale(total_d).backward()
+    t.scaler.step(t.opt_d)
+
+    t.D.requires_grad_(False)
+    with t._autocast():
+        loss_g = -t.d_frozen(fake_aug, "fake").float().mean()
+    values.update(t.mean_losses({"loss_g": loss_g.item()}))
+    t._finite(values)
+    t.opt_g.zero_grad(set_to_none=True)
+    t.scaler.scale(loss_g).backward()
+    t.scaler.step(t.opt_g)
+    t.scaler.update()
+    t.ema.update_parameters(t.G)
+    t.step_count += 1
+    for k, v in values.items():
+        t.history.setdefault(k, []).append(v)
+    return values

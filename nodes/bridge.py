@@ -3,11 +3,12 @@ fallback, so the pack imports (and its nodes run) outside ComfyUI: in tests and 
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import os
 import time
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
@@ -109,6 +110,38 @@ def soft_empty_cache() -> None:
     mm = _module("comfy.model_management")
     if mm is not None:
         mm.soft_empty_cache()
+
+
+def _weights_bytes(model: Any) -> int:
+    return sum(t.numel() * t.element_size() for m in model.modules.values()
+               for t in m.state_dict().values())
+
+
+@contextlib.contextmanager
+def lend_device(model: Any) -> Iterator[torch.device]:
+    """Run a GAN_MODEL on ComfyUI's device for one node's work, then move it back.
+
+    ComfyUI only evicts models registered with comfy.model_management; GAN Atelier's are not,
+    so a model left on the GPU after a node would hold memory ComfyUI cannot reclaim when it
+    later loads a checkpoint, until the node's cached output is dropped (/free, or a prompt
+    without it). Like ComfyUI's own upscale-model node, this asks model_management to make
+    room first (it unloads its own models if needed), moves the model in, and moves it back to
+    where it was (the CPU, for a loaded file) afterwards, even on error or cancel. A model that
+    is already on the device (CPU servers; a model trained there) is left alone."""
+    target = device()
+    home = model.device
+    if target == home:
+        yield target
+        return
+    mm = _module("comfy.model_management")
+    if mm is not None and hasattr(mm, "free_memory"):
+        mm.free_memory(_weights_bytes(model), target)
+    model.to(target)
+    try:
+        yield target
+    finally:
+        model.to(home)
+        soft_empty_cache()
 
 
 class Progress:

@@ -34,6 +34,6 @@ class GANAtelierDenoise:
         if model.task != "denoise":
             raise ValueError(f"model: expected a denoising model, got a {model.task!r} model "
                              f"({model.arch})")
-        model.to(bridge.device())
-        return (bridge.map_images(images, lambda img: model.denoise(
-            img, strength=strength, sigma=sigma, tile=tile or None)),)
+        with bridge.lend_device(model):
+            return (bridge.map_images(images, lambda img: model.denoise(
+                img, strength=strength, sigma=sigma, tile=tile or None)),)

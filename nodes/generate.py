@@ -37,17 +37,17 @@ class GANAtelierGenerate:
             raise ValueError(f"model: expected a generator, got a {model.task!r} model ({model.arch})")
         seeds = [(seed + i) % (gan_core.MAX_SEED + 1) for i in range(count)]
         progress = bridge.Progress(count)
-        device = bridge.device()
         # Chunks of CHUNK images: bounded activations, a cancel check and progress between
         # chunks; each chunk is copied into one result batch (no list + torch.cat copy).
         out = None
-        for i in range(0, count, CHUNK):
-            bridge.check_interrupt()
-            part = model.generate(seeds[i:i + CHUNK], truncation=truncation, device=device)
-            if out is None:
-                out = part.new_empty((count, *part.shape[1:])) if count > len(part) else part
-            if out is not part:
-                out[i:i + len(part)] = part
-            del part
-            progress.update(min(count, i + CHUNK))
+        with bridge.lend_device(model) as device:
+            for i in range(0, count, CHUNK):
+                bridge.check_interrupt()
+                part = model.generate(seeds[i:i + CHUNK], truncation=truncation, device=device)
+                if out is None:
+                    out = part.new_empty((count, *part.shape[1:])) if count > len(part) else part
+                if out is not part:
+                    out[i:i + len(part)] = part
+                del part
+                progress.update(min(count, i + CHUNK))
         return (out,)

@@ -36,6 +36,6 @@ class GANAtelierStyleTransfer:
     def stylize(self, model, images, strength, tile, direction="A->B"):
         if model.task != "style":
             raise ValueError(f"model: expected a style model, got a {model.task!r} model ({model.arch})")
-        model.to(bridge.device())
-        return (bridge.map_images(images, lambda img: model.stylize(
-            img, strength=strength, tile=tile or None, direction=direction)),)
+        with bridge.lend_device(model):
+            return (bridge.map_images(images, lambda img: model.stylize(
+                img, strength=strength, tile=tile or None, direction=direction)),)

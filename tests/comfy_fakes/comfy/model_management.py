@@ -41,3 +41,12 @@ def get_torch_device() -> torch.device:
 def soft_empty_cache(force: bool = False) -> None:
     global empty_cache_calls
     empty_cache_calls += 1
+
+
+free_memory_calls: list[tuple[float, torch.device]] = []
+
+
+def free_memory(memory_required, device, keep_loaded=[]) -> list:  # noqa: B006 - ComfyUI's signature
+    """Records the request; ComfyUI unloads its own models until `memory_required` is free."""
+    free_memory_calls.append((memory_required, device))
+    return []

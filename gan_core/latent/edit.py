@@ -38,14 +38,19 @@ def generate_from_latent(model: "GANModel", latent: GANLatent, truncation: float
     codes = space.truncate(space.codes_of(latent, "w+" if latent.space == "w+" else None),
                            truncation)
     on_step, check_stop = _hooks(callbacks)
-    out = []
-    for i in range(0, len(codes), max(1, batch_size)):
+    out: torch.Tensor | None = None  # one result batch, filled chunk by chunk
+    step = max(1, batch_size)
+    for i in range(0, len(codes), step):
         if check_stop is not None:
             check_stop()
-        out.append(space.render(codes[i:i + batch_size], noise=noise))
+        part = space.render(codes[i:i + step], noise=noise)
+        if out is None:
+            out = part.new_empty((len(codes), *part.shape[1:]))
+        out[i:i + len(part)] = part
         if on_step is not None:
-            on_step(min(len(codes), i + batch_size), {})
-    return torch.cat(out)
+            on_step(i + len(part), {})
+    assert out is not None
+    return out
 
 
 @torch.no_grad()

@@ -110,15 +110,18 @@ def _render(space: LatentSpace, codes: torch.Tensor, noise: str, batch_size: int
         if i < n:
             groups.append(range(i, i + 1))
         start = i + 1
-    frames, done = [], 0
+    frames: torch.Tensor | None = None  # one result batch, filled chunk by chunk
     for g in groups:
         if check_stop is not None:
             check_stop()  # may raise (ComfyUI's interrupt); a path is all or nothing
-        frames.append(space.render(codes[g.start:g.stop], noise=noise))
-        done += len(g)
+        part = space.render(codes[g.start:g.stop], noise=noise)
+        if frames is None:
+            frames = part.new_empty((n, *part.shape[1:]))
+        frames[g.start:g.stop] = part
         if on_step is not None:
-            on_step(done, {})
-    return torch.cat(frames)
+            on_step(g.stop, {})
+    assert frames is not None
+    return frames
 
 
 def _path_noise(noise: str) -> str:

@@ -65,12 +65,16 @@ class GANAtelierLatentWalk:
             "optional": {
                 "truncation": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 2.0, "step": 0.05,
                                "tooltip": "below 1 pulls every frame toward the average image"}),
+                "latent": (LATENT, {"tooltip": "optional start (from Invert Image): the walk "
+                                               "begins at this latent, then visits the seeds"}),
             },
         }
 
-    def walk(self, model, seeds, frames, mode, easing, loop, truncation=1.0):
+    def walk(self, model, seeds, frames, mode, easing, loop, truncation=1.0, latent=None):
         _require_generator(model)
         stops = gan_core.parse_seeds(seeds)
+        if latent is not None:
+            stops = [latent, *stops]
         progress = bridge.Progress(frames)
         try:
             result = gan_core.walk(model, stops, frames, mode=mode, easing=easing, loop=loop,

@@ -105,6 +105,11 @@ def test_invert_then_generate_from_latent(env, pack, dcgan):
                     variation_strength=0.5, seed=4)
     assert varied.shape == (6, 32, 32, 3)
     assert not torch.equal(varied[0], varied[1]) and not torch.equal(varied[0], same[0])
+    # A walk can start from the inverted latent: first frame = its image, then the seed.
+    frames, _ = run(pack, "GANAtelierLatentWalk", model=dcgan, seeds="7", frames=6, mode="auto",
+                    easing="linear", loop=False, latent=latent[0:1])
+    torch.testing.assert_close(frames[0], recon[0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(frames[-1], dcgan.generate(7)[0], atol=1e-5, rtol=0)
 
 
 def test_cancel_during_inversion_raises_the_interrupt(env, pack, dcgan, comfy):

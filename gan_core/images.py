@@ -271,6 +271,24 @@ def read_image(path: str | os.PathLike, hint_size: int | None = None) -> torch.T
     side, so a 6000 px photo does not cost 400 MB on the way to 64 px.
     """
     path = Path(path)
+    try:
+        arr = _decode(path, hint_size)
+    except (ImageError, MemoryError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - a decoder fed a damaged file raises any type
+        if isinstance(exc, OSError) and exc.errno is not None:
+            raise  # missing file, a folder, no permission: the OS's message names the path
+        # Pillow's parsers raise OSError, SyntaxError, ValueError, EOFError, struct.error...
+        # on damaged files; whatever the type, the file cannot be used, and the message says
+        # which file and what the decoder found.
+        raise ImageError(f"image file {str(path)!r} is truncated or corrupt: "
+                         f"{type(exc).__name__}: {exc}") from None
+    # The file's decoded pixels are freed before the float copy is made.
+    return _array_to_tensor(arr)
+
+
+def _decode(path: Path, hint_size: int | None) -> np.ndarray:
+    """read_image's work up to the pixel array (uint8 RGB, or float gray for deep images)."""
     with _open(path) as img:
         frames = int(getattr(img, "n_frames", 1) or 1)
         if frames > 1:
@@ -278,10 +296,7 @@ def read_image(path: str | os.PathLike, hint_size: int | None = None) -> torch.T
                         str(path), img.format, frames)
         if hint_size and img.format == "JPEG":
             img.draft("RGB", (hint_size * 2, hint_size * 2))
-        try:
-            img.load()
-        except (OSError, SyntaxError, ValueError, EOFError) as exc:
-            raise ImageError(f"image file {str(path)!r} is truncated or corrupt: {exc}") from None
+        img.load()
         _exif_upright(img, path)
         try:
             std = _standard_mode(img)
@@ -292,10 +307,7 @@ def read_image(path: str | os.PathLike, hint_size: int | None = None) -> torch.T
             factor = min(std.size) // (hint_size * 2)
             if factor >= 2:
                 std = std.reduce(factor)
-        arr = _pil_to_array(std)
-        del std
-    # The file's decoded pixels are freed before the float copy is made.
-    return _array_to_tensor(arr)
+        return _pil_to_array(std)
 
 
 def save_image(image: torch.Tensor, path: str | os.PathLike) -> Path:

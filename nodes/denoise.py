@@ -27,7 +27,8 @@ class GANAtelierDenoise:
                                  "(DRUNet); blind models (DnCNN) ignore it"}),
             "tile": ("INT", {"default": 0, "min": 0, "max": 8192, "step": 64,
                      "tooltip": "process large images in tiles of this size to bound memory "
-                                "(0 = whole images)"}),
+                                "(0 = whole images; images over 4096 px a side are always "
+                                "tiled, in 512 px tiles)"}),
         }}
 
     def denoise(self, model, images, strength, sigma, tile):

@@ -26,7 +26,8 @@ class GANAtelierStyleTransfer:
                                     "between blend the two"}),
             "tile": ("INT", {"default": 0, "min": 0, "max": 8192, "step": 64,
                      "tooltip": "process large images in tiles of this size to bound memory "
-                                "(0 = whole images)"}),
+                                "(0 = whole images; images over 4096 px a side are always "
+                                "tiled, in 512 px tiles)"}),
             "direction": (list(gan_core.DIRECTIONS), {"default": "A->B",
                           "tooltip": "A->B: content to style (what a public file does); B->A: "
                                      "style back to content, for CycleGANs trained with Train "

@@ -22,6 +22,14 @@ CORE_NODES = {
     "ImageScaleBy": ({"required": {"image": ("IMAGE",), "upscale_method": (
         ["nearest-exact", "bilinear", "area", "bicubic", "lanczos"],), "scale_by": (
         "FLOAT", {"default": 1.0, "min": 0.01, "max": 8.0, "step": 0.01})}}, ("IMAGE",)),
+    "ImageFromBatch": ({"required": {"image": ("IMAGE",), "batch_index": ("INT", {
+        "default": 0, "min": 0, "max": 4095}), "length": ("INT", {"default": 1, "min": 1,
+        "max": 4096})}}, ("IMAGE",)),
+    "SaveAnimatedWEBP": ({"required": {"images": ("IMAGE",), "filename_prefix": ("STRING", {
+        "default": "ComfyUI"}), "fps": ("FLOAT", {"default": 6.0, "min": 0.01, "max": 1000.0,
+        "step": 0.01}), "lossless": ("BOOLEAN", {"default": True}), "quality": ("INT", {
+        "default": 80, "min": 0, "max": 100}), "method": (["default", "fastest", "slowest"],)}},
+        ()),
     "LossGraphNode": ({"required": {"loss": ("LOSS_MAP", {"default": {}}),
                                     "filename_prefix": ("STRING", {"default": "loss_graph"})}}, ()),
 }
@@ -79,9 +87,8 @@ def ui_to_api(ui: dict, definitions: dict) -> dict:
                 value = values.pop(0)
                 if opts.get("control_after_generate"):
                     assert values and values.pop(0) in ("fixed", "randomize", "increment", "decrement")
-                if name in linked:
-                    continue
-                inputs[name] = value
+                if name not in linked:  # a widget fed by a link keeps a stale value
+                    inputs[name] = value
             if name in linked:
                 link = links[linked[name]]
                 inputs[name] = [str(link[1]), link[2]]

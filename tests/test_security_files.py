@@ -282,6 +282,18 @@ def test_hostile_safetensors_header_is_refused_before_any_allocation(tmp_path, m
     assert peak < 8 * 2**20, f"{case}: {peak} bytes allocated while refusing"
 
 
+def test_a_header_listing_too_many_tensors_is_refused(tmp_path, monkeypatch):
+    from gan_core.safetensors_header import MAX_TENSORS
+
+    empty = {"dtype": "F32", "shape": [0], "data_offsets": [0, 0]}
+    path = _header_file(tmp_path / "many.safetensors",
+                        {f"t{i}": empty for i in range(MAX_TENSORS + 1)})
+    monkeypatch.setattr(checkpoint, "safe_open", None)  # never reached
+    with pytest.raises(gan_core.CheckpointError, match=rf"'many.safetensors'.*lists "
+                                                       rf"{MAX_TENSORS + 1} tensors, more than"):
+        gan_core.load(path)
+
+
 def test_valid_headers_pass_and_describe_the_file_exactly(tmp_path, core_trained):
     """What safetensors writes (padding, scalars, empty tensors, every dtype torch has) passes,
     and the parsed header agrees with the file."""

@@ -31,8 +31,8 @@ What it does:
 RSS after a prompt depends on its kind (the three graphs hold different cached outputs: about
 645 / 656 / 686 MiB for denoise / generate / style here), so the series is judged per kind, after
 the first WARMUP prompts: stable means that for every kind the highest RSS of its last 5 prompts
-is at most 8 MiB above the highest of its first 5, and a straight-line fit grows by less than
-0.25 MiB per prompt of that kind. Results print and go to benchmarks/results/server_load.json
+is at most 8 MiB above the highest of its first 5, and the series' trend (Theil-Sen: the median
+of the slopes between every pair of readings) is under 0.25 MiB per prompt of that kind. Results print and go to benchmarks/results/server_load.json
 ($OUT/ if set).
 """
 from __future__ import annotations
@@ -199,13 +199,15 @@ def stop_server(root: str, port: int) -> None:
 
 # ------------------------------------------------------------------------------ analysis
 def slope(values: list[float]) -> float:
-    """Least-squares growth per step."""
-    n = len(values)
-    if n < 2:
+    """Growth per step: the median of the slopes between every pair of points (Theil-Sen).
+    Unlike a least-squares fit, one low reading early on (the allocator returning a block to
+    the system for a moment) does not turn a flat series into a rising one."""
+    pairs = sorted((values[j] - values[i]) / (j - i)
+                   for i in range(len(values)) for j in range(i + 1, len(values)))
+    if not pairs:
         return 0.0
-    mx, my = (n - 1) / 2, sum(values) / n
-    num = sum((i - mx) * (v - my) for i, v in enumerate(values))
-    return num / sum((i - mx) ** 2 for i in range(n))
+    mid = len(pairs) // 2
+    return pairs[mid] if len(pairs) % 2 else (pairs[mid - 1] + pairs[mid]) / 2
 
 
 def judge(rows: list[dict]) -> tuple[bool, str, dict]:
@@ -236,7 +238,16 @@ def main() -> int:
     ap.add_argument("--port", type=int, default=int(os.environ.get("COMFY_PORT", "8188")))
     ap.add_argument("--count", type=int, default=50, help="prompts to queue (default 50)")
     ap.add_argument("--keep-running", action="store_true", help="leave a server we started up")
+    ap.add_argument("--clear-history", action="store_true",
+                    help="POST /history {clear} after each prompt: ComfyUI keeps every prompt's "
+                         "record (up to 10,000), a small growth of its own")
+    ap.add_argument("--judge", metavar="JSON", help="only judge the series of a saved run again")
     args = ap.parse_args()
+    if args.judge:
+        with open(args.judge) as f:
+            stable, verdict, _ = judge(json.load(f)["prompts"])
+        print(verdict)
+        return 0 if stable else 1
     comfy = os.path.join(args.comfy_root, "ComfyUI")
     base = f"http://127.0.0.1:{args.port}"
     names = write_models(comfy)
@@ -254,6 +265,8 @@ def main() -> int:
         for i in range(args.count):
             kind = kinds[i % 3]
             _, seconds = run_prompt(base, prompt(kind, i, names))
+            if args.clear_history:
+                http(f"{base}/history", {"clear": True})
             rss = vm_rss(server_pid)
             rows.append({"i": i, "kind": kind, "seconds": round(seconds, 2), "rss_bytes": rss})
             print(f"prompt {i:3d} {kind:8s} {seconds:6.2f} s  RSS {rss / MIB:7.1f} MiB", flush=True)
@@ -282,10 +295,12 @@ def main() -> int:
           f"with the probe model {rss_probe / MIB:.0f}, after /free {rss_freed / MIB:.0f} MiB")
     out_dir = os.environ.get("OUT") or os.path.join(HERE, "results")
     os.makedirs(out_dir, exist_ok=True)
-    path = os.path.join(out_dir, "server_load.json")
+    path = os.path.join(out_dir, "server_load" + ("_clear_history" if args.clear_history
+                                                   else "") + ".json")
     with open(path, "w") as f:
         json.dump({"date": datetime.datetime.now().isoformat(timespec="seconds"),
-                   "count": args.count, "rss_start_bytes": rss_start, "prompts": rows,
+                   "count": args.count, "clear_history": args.clear_history,
+                   "rss_start_bytes": rss_start, "prompts": rows,
                    "rss_after_series_bytes": rss_last, "rss_with_probe_bytes": rss_probe,
                    "rss_after_free_bytes": rss_freed, "probe_large_tensor_bytes": big,
                    "released": released,

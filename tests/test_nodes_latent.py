@@ -152,3 +152,44 @@ def test_latent_nodes_refuse_other_tasks(env, pack):
     with pytest.raises(ValueError, match="expected a generator"):
         run(pack, "GANAtelierLatentWalk", model=style, seeds="1,2", frames=4, mode="auto",
             easing="linear", loop=True)
+
+
+def test_public_stylegan2_and_fastgan_files_run_through_the_nodes(env, pack, comfy):
+    """A rosinality training .pt (pickled Namespace included) and a FastGAN-pytorch <it>.pth,
+    dropped into models/gan, load with Load GAN Model and drive Generate, Latent Walk and Style
+    Mix like a model trained here."""
+    import argparse
+
+    from gan_core.formats.fastgan import export_public
+    from gan_core.models import get_arch
+
+    fp, _, _ = comfy
+    gan = Path(fp.get_folder_paths("gan")[0])
+    gan.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    sg_spec = get_arch("stylegan2")
+    sg_cfg = sg_spec.config_cls(image_size=16, style_dim=16, n_mlp=2, channel_multiplier=1,
+                                base_channels=16)
+    g_ema = sg_spec.build(sg_cfg)["G"]
+    torch.save({"g_ema": g_ema.state_dict(), "g": g_ema.state_dict(), "ada_aug_p": 0.0,
+                "args": argparse.Namespace(size=16, channel_multiplier=1, n_mlp=2)},
+               gan / "010000.pt")
+    fg_spec = get_arch("fastgan")
+    fg_cfg = fg_spec.config_cls(image_size=256, latent_dim=8, ngf=4, ndf=4)
+    fg = pack.gan_core.GANModel("fastgan", fg_cfg, fg_spec.build(fg_cfg))
+    torch.save(export_public(fg), gan / "5000.pth")
+
+    sg, info = run(pack, "GANAtelierLoadModel", model_name="010000.pt")
+    assert sg.arch == "stylegan2" and '"stylegan2"' in info
+    (images,) = run(pack, "GANAtelierGenerate", model=sg, seed=3, count=2, truncation=0.7)
+    assert images.shape == (2, 16, 16, 3)
+    (mixed,) = run(pack, "GANAtelierStyleMix", model=sg, seed=3, mix_seed=4, layers="coarse")
+    assert mixed.shape == (1, 16, 16, 3) and not torch.equal(mixed[0], images[0])
+
+    fast, _ = run(pack, "GANAtelierLoadModel", model_name="5000.pth")
+    assert fast.arch == "fastgan" and fast.discriminator is not None
+    (one,) = run(pack, "GANAtelierGenerate", model=fast, seed=5, count=1, truncation=1.0)
+    frames, fps = run(pack, "GANAtelierLatentWalk", model=fast, seeds="5,6", frames=4,
+                      mode="auto", easing="linear", loop=True)
+    assert one.shape == (1, 256, 256, 3) and frames.shape == (4, 256, 256, 3)
+    torch.testing.assert_close(frames[0], one[0], atol=1e-5, rtol=0)

@@ -76,12 +76,10 @@ class GANAtelierLatentWalk:
         if latent is not None:
             stops = [latent, *stops]
         progress = bridge.Progress(frames)
-        try:
+        with bridge.lend_device(model) as device:
             result = gan_core.walk(model, stops, frames, mode=mode, easing=easing, loop=loop,
-                                   truncation=truncation, device=bridge.device(),
+                                   truncation=truncation, device=device,
                                    callbacks=_callbacks(progress))
-        finally:
-            bridge.soft_empty_cache()
         return (result.images, result.fps)
 
 
@@ -125,9 +123,8 @@ class GANAtelierInvertImage:
         _require_generator(model)
         images = gan_core.check_image_batch(image, "image")
         progress = bridge.Progress(steps * len(images))
-        device = bridge.device()
         latents, recons, scores = [], [], []
-        try:
+        with bridge.lend_device(model) as device:
             for i in range(len(images)):
                 result = gan_core.invert(
                     model, images[i:i + 1], steps=steps, space=space, lr=learning_rate,
@@ -138,8 +135,6 @@ class GANAtelierInvertImage:
                 scores.append(result.psnr)
                 log.info("GAN Atelier: inverted image %d/%d in %s, PSNR %.2f dB",
                          i + 1, len(images), result.latent.space, result.psnr)
-        finally:
-            bridge.soft_empty_cache()
         return (gan_core.GANLatent.cat(latents), torch.cat(recons), float(sum(scores) / len(scores)))
 
 
@@ -178,16 +173,13 @@ class GANAtelierGenerateFromLatent:
 
     def generate(self, model, latent, count, variation_strength, seed, truncation=1.0):
         _require_generator(model)
-        device = bridge.device()
-        if count > 1 or variation_strength > 0:
-            latent = gan_core.variations(model, latent, count, variation_strength, seed=seed,
-                                         device=device)
-        progress = bridge.Progress(len(latent))
-        try:
+        with bridge.lend_device(model) as device:
+            if count > 1 or variation_strength > 0:
+                latent = gan_core.variations(model, latent, count, variation_strength, seed=seed,
+                                             device=device)
+            progress = bridge.Progress(len(latent))
             images = gan_core.generate_from_latent(model, latent, truncation=truncation,
                                                    device=device, callbacks=_callbacks(progress))
-        finally:
-            bridge.soft_empty_cache()
         return (images,)
 
 
@@ -227,10 +219,7 @@ class GANAtelierStyleMix:
     def mix(self, model, seed, mix_seed, layers, latent=None, truncation=1.0):
         _require_generator(model)
         bridge.check_interrupt()
-        try:
+        with bridge.lend_device(model) as device:
             images = gan_core.style_mix(model, latent if latent is not None else seed, mix_seed,
-                                        layers=layers, truncation=truncation,
-                                        device=bridge.device())
-        finally:
-            bridge.soft_empty_cache()
+                                        layers=layers, truncation=truncation, device=device)
         return (images,)

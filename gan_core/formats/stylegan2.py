@@ -30,6 +30,7 @@ from ..errors import CheckpointError
 from ..model import GANModel
 from ..models.stylegan2 import StyleGAN2Config, StyleGAN2Generator
 from . import PublicFormat, register_format
+from .by_keys import as_state
 
 log = logging.getLogger("gan_core")
 
@@ -42,15 +43,6 @@ _MLP = re.compile(r"^style\.(\d+)\.weight$")
 _TO_RGB = re.compile(r"^to_rgbs\.(\d+)\.conv\.weight$")
 
 
-def _as_state(obj: Any) -> State | None:
-    """A flat str -> tensor dict with any `module.` prefix removed, else None."""
-    if not isinstance(obj, dict) or not obj:
-        return None
-    if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()):
-        return None
-    if all(k.startswith("module.") for k in obj):
-        return {k[len("module."):]: v for k, v in obj.items()}
-    return dict(obj)
 
 
 def _is_generator(state: State | None) -> bool:
@@ -62,10 +54,10 @@ def _generator_entry(obj: dict[str, Any]) -> tuple[State | None, str]:
     samples from), then 'g', then the file itself."""
     for key in ("g_ema", "g"):
         if key in obj:
-            state = _as_state(obj[key])
+            state = as_state(obj[key])
             if _is_generator(state):
                 return state, repr(key)
-    return _as_state(obj), "the state_dict"
+    return as_state(obj), "the state_dict"
 
 
 def detect(obj: dict[str, Any]) -> bool:

@@ -119,22 +119,9 @@ def fastgan_step(trainer: "Trainer") -> dict[str, float]:
         total_d = total_d + r1 * (cfg.r1_gamma * 0.5 * cfg.r1_every)
         values["r1"] = r1.item()
     values = t.mean_losses(values)
-    t._finite(values)  # before D's update, as in the trainer's own step
-    t.opt_d.zero_grad(set_to_none=True)
-    t.scaler.scale(total_d).backward()
-    t.scaler.step(t.opt_d)
+    t.update_d(values, total_d)
 
     t.D.requires_grad_(False)
     with t._autocast():
         loss_g = -t.d_frozen(fake_aug, "fake").float().mean()
-    values.update(t.mean_losses({"loss_g": loss_g.item()}))
-    t._finite(values)
-    t.opt_g.zero_grad(set_to_none=True)
-    t.scaler.scale(loss_g).backward()
-    t.scaler.step(t.opt_g)
-    t.scaler.update()
-    t.ema.update_parameters(t.G)
-    t.step_count += 1
-    for k, v in values.items():
-        t.history.setdefault(k, []).append(v)
-    return values
+    return t.update_g(values, loss_g)

@@ -212,17 +212,28 @@ class Trainer(TrainLoop):
             total_d = loss_d + r1 * (cfg.r1_gamma * 0.5 * cfg.r1_every)
             values["r1"] = r1.item()
         values = self.mean_losses(values)
-        # Checked before D's update. A non-finite G loss (checked below) comes after it; either
-        # way the run ends here and the in-memory model is never written over a checkpoint.
-        self._finite(values)
-        self.opt_d.zero_grad(set_to_none=True)
-        self.scaler.scale(total_d).backward()
-        self.scaler.step(self.opt_d)
+        self.update_d(values, total_d)
 
         # Generator against the updated D, which is frozen so no weight gradients are made for it.
         self.D.requires_grad_(False)
         with self._autocast():
             loss_g = g_loss(cfg.loss, self.d_frozen(self._aug(fake)).float())
+        return self.update_g(values, loss_g)
+
+    def update_d(self, values: dict[str, float], total_d: torch.Tensor) -> None:
+        """D's optimiser step on `total_d`, after checking the (rank-averaged) D losses.
+
+        Checked before D's update. A non-finite G loss (checked in update_g) comes after it;
+        either way the run ends there and the in-memory model is never written over a
+        checkpoint."""
+        self._finite(values)
+        self.opt_d.zero_grad(set_to_none=True)
+        self.scaler.scale(total_d).backward()
+        self.scaler.step(self.opt_d)
+
+    def update_g(self, values: dict[str, float], loss_g: torch.Tensor) -> dict[str, float]:
+        """G's optimiser step on `loss_g`, then the EMA, the step count and the history; the
+        end of every arch's iteration. Returns all of the step's (rank-averaged) losses."""
         values.update(self.mean_losses({"loss_g": loss_g.item()}))
         self._finite(values)
         self.opt_g.zero_grad(set_to_none=True)

@@ -193,6 +193,19 @@ def test_a_files_latent_avg_is_the_mean(toy):
     assert toy.module.map_calls == 0
 
 
+def test_truncation_is_checked_by_every_latent_tool(dcgan, toy):
+    lat = gan_core.seed_latent(toy, 1)
+    calls = [lambda: gan_core.walk(dcgan, [1, 2], frames=3, truncation=-0.5),
+             lambda: gan_core.walk(toy, [lat, lat], frames=3, truncation=2.5),
+             lambda: gan_core.interpolate(dcgan, 1, 2, frames=3, truncation=3.0),
+             lambda: gan_core.seed_latent(dcgan, 1, truncation=-1.0),
+             lambda: gan_core.generate_from_latent(toy, lat, truncation=5.0),
+             lambda: gan_core.style_mix(toy, lat, 2, "coarse", truncation=-2.0)]
+    for call in calls:
+        with pytest.raises(ValueError, match="truncation must be between 0 and 2"):
+            call()
+
+
 def test_truncation_zero_gives_the_mean_latents_image(toy):
     images = toy.generate("0-3", truncation=0.0)
     with torch.no_grad():
@@ -378,6 +391,21 @@ def test_latent_value_round_trips_and_checks_shapes(tmp_path, dcgan, toy):
     (tmp_path / "x.safetensors").write_bytes(b"nope")
     with pytest.raises(ValueError, match="latent file"):
         gan_core.GANLatent.load(tmp_path / "x.safetensors")
+
+
+def test_latent_value_indexes_like_a_sequence_and_errors_name_the_input(tmp_path, dcgan):
+    lat = gan_core.seed_latent(dcgan, "1-3")
+    assert torch.equal(lat[-1].tensor, lat.tensor[2:]) and torch.equal(lat[-3].tensor, lat.tensor[:1])
+    for bad in (3, -4):
+        with pytest.raises(IndexError, match=f"latent index {bad}.*3 codes"):
+            lat[bad]
+    with pytest.raises(ValueError, match="at least one latent"):
+        gan_core.GANLatent.cat([])
+    from safetensors.torch import save_file
+    meta = {"format": "gan_atelier_latent", "space": "w+"}
+    save_file({"latent": torch.zeros(1, 16)}, str(tmp_path / "flat.safetensors"), metadata=meta)
+    with pytest.raises(ValueError, match=r"latent file .*flat\.safetensors.*\[B, n_latent, w_dim\]"):
+        gan_core.GANLatent.load(tmp_path / "flat.safetensors")
 
 
 def test_gray_models_invert_and_walk():

@@ -41,6 +41,13 @@ def check_noise(noise: str) -> str:
     return noise
 
 
+def check_truncation(truncation: float) -> float:
+    """The range GANModel.generate and the nodes accept: 0 (the mean) to 2 (exaggerated)."""
+    if not 0.0 <= truncation <= 2.0:
+        raise ValueError(f"truncation must be between 0 and 2, got {truncation}")
+    return truncation
+
+
 def noise_seed(seed: int) -> int:
     """The noise generator's seed for an image's seed: fixed per image, unlike its z stream."""
     return (int(seed) ^ _NOISE_SALT) & MAX_SEED
@@ -77,12 +84,21 @@ class GANLatent:
         return int(self.tensor.shape[0])
 
     def __getitem__(self, index: int | slice) -> "GANLatent":
-        rows = self.tensor[index:index + 1] if isinstance(index, int) else self.tensor[index]
+        if isinstance(index, int):
+            if not -len(self) <= index < len(self):
+                raise IndexError(f"latent index {index} is out of range for a latent of "
+                                 f"{len(self)} codes")
+            index %= len(self)  # a negative int would make the slice below empty
+            rows = self.tensor[index:index + 1]
+        else:
+            rows = self.tensor[index]
         return GANLatent(self.space, rows, self.arch, self.noise)
 
     @staticmethod
     def cat(latents: Sequence["GANLatent"]) -> "GANLatent":
         """One batch from several latents of the same space and shape."""
+        if not latents:
+            raise ValueError("GANLatent.cat needs at least one latent, got none")
         first = latents[0]
         for other in latents[1:]:
             if other.space != first.space or other.tensor.shape[1:] != first.tensor.shape[1:]:
@@ -116,7 +132,11 @@ class GANLatent:
         if meta.get("format") != _LATENT_FORMAT or tensor is None:
             raise ValueError(f"latent file {str(path)!r} is not a GAN Atelier latent "
                              f"(no {_LATENT_FORMAT!r} metadata or no 'latent' tensor)")
-        return cls(meta.get("space", ""), tensor, meta.get("arch", ""), meta.get("noise", "fixed"))
+        try:
+            return cls(meta.get("space", ""), tensor, meta.get("arch", ""),
+                       meta.get("noise", "fixed"))
+        except ValueError as exc:
+            raise ValueError(f"latent file {str(path)!r}: {exc}") from None
 
 
 class LatentSpace:
@@ -217,6 +237,7 @@ class LatentSpace:
     def truncate(self, w: torch.Tensor, psi: float) -> torch.Tensor:
         """Pull render-space codes toward the mean: w_avg + psi (w - w_avg) for mapping models;
         z * psi for z-space ones (the prior's mean is 0), exactly as generate always did."""
+        check_truncation(psi)
         if not self.mapped:
             return w * psi
         if psi == 1.0:
@@ -227,6 +248,7 @@ class LatentSpace:
     # ------------------------------------------------------------------ seeds and images
     def seed_codes(self, seeds: Sequence[int], truncation: float = 1.0) -> torch.Tensor:
         """Render-space codes for seeds (z drawn per seed on the CPU, as ever), on the device."""
+        check_truncation(truncation)
         z = latents_for_seeds(seeds, self.z_dim)
         if not self.mapped:
             return (z * truncation).to(self.device)

@@ -594,6 +594,8 @@ def cmd_invert(args: argparse.Namespace) -> int:
     after the current step and still writes the best latent found so far."""
     from tqdm import tqdm
 
+    if args.variations > 0 and not 0.0 <= args.strength <= 1.0:  # before the long search
+        raise ValueError(f"--strength must be between 0 and 1, got {args.strength}")
     model = _generator(args.model, args.device)
     image = gan_core.read_image(args.image).unsqueeze(0)
     out = Path(args.out)

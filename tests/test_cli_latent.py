@@ -110,3 +110,15 @@ def test_invert_refuses_a_style_model(tmp_path):
     path = gan_core.save(style, tmp_path / "s.safetensors")
     Image.new("RGB", (8, 8)).save(tmp_path / "x.png")
     assert main(["invert", str(path), str(tmp_path / "x.png"), "--out", str(tmp_path / "o")]) == 2
+
+
+def test_invert_refuses_a_bad_strength_before_the_search(tmp_path, model_file, capsys):
+    """--strength is checked up front: not after minutes of inversion with half the files written."""
+    Image.new("RGB", (8, 8)).save(tmp_path / "x.png")
+    out = tmp_path / "o"
+    assert main(["invert", str(model_file), str(tmp_path / "x.png"), "--steps", "5",
+                 "--out", str(out), "--strength", "1.5"]) == 2
+    assert "strength" in capsys.readouterr().err and not out.exists()
+    assert main(["walk", str(model_file), "--out", str(tmp_path / "w.gif"),
+                 "--truncation", "3"]) == 2
+    assert not (tmp_path / "w.gif").exists()

@@ -49,7 +49,8 @@ class GANAtelierLatentWalk:
                 "model": ("GAN_MODEL", {"tooltip": "a generator from Train or Load GAN Model"}),
                 "seeds": ("STRING", {"default": "1,5,9",
                           "tooltip": "the seeds to visit in order, e.g. 1,5,9 (ranges like 3-6 "
-                                     "work too); at least two"}),
+                                     "work too); at least two stops in all, counting each code "
+                                     "of a connected latent (then this may be empty)"}),
                 "frames": ("INT", {"default": 48, "min": 2, "max": 4096,
                            "tooltip": "total number of frames in the animation"}),
                 "mode": (list(gan_core.INTERPOLATION_MODES), {"default": "auto",
@@ -72,7 +73,9 @@ class GANAtelierLatentWalk:
 
     def walk(self, model, seeds, frames, mode, easing, loop, truncation=1.0, latent=None):
         _require_generator(model)
-        stops = gan_core.parse_seeds(seeds)
+        # A connected latent's codes are stops of their own: two of them need no seed.
+        given = latent is None or str(seeds).strip()
+        stops = gan_core.parse_seeds(seeds) if given else []
         if latent is not None:
             stops = [latent, *stops]
         progress = bridge.Progress(frames)

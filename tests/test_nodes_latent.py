@@ -193,3 +193,18 @@ def test_public_stylegan2_and_fastgan_files_run_through_the_nodes(env, pack, com
                       mode="auto", easing="linear", loop=True)
     assert one.shape == (1, 256, 256, 3) and frames.shape == (4, 256, 256, 3)
     torch.testing.assert_close(frames[0], one[0], atol=1e-5, rtol=0)
+
+
+def test_latent_walk_between_two_inverted_latents_needs_no_seed(env, pack, dcgan):
+    """A two-code latent is two stops: the seeds box may be left empty."""
+    latent = pack.gan_core.seed_latent(dcgan, [3, 8])
+    frames, _ = run(pack, "GANAtelierLatentWalk", model=dcgan, seeds=" ", frames=5, mode="auto",
+                    easing="linear", loop=False, latent=latent)
+    torch.testing.assert_close(frames[0], dcgan.generate(3)[0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(frames[-1], dcgan.generate(8)[0], atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="at least two stops"):
+        run(pack, "GANAtelierLatentWalk", model=dcgan, seeds="", frames=5, mode="auto",
+            easing="linear", loop=False, latent=latent[0])
+    with pytest.raises(ValueError, match="seeds: no seed"):
+        run(pack, "GANAtelierLatentWalk", model=dcgan, seeds="", frames=5, mode="auto",
+            easing="linear", loop=False)

@@ -424,6 +424,8 @@ def test_training_steps_are_finite_and_learn(fastgan_data):
                            fresh["G"].state_dict()["to_big.parametrizations.weight.original"])
     images = model.generate("0-1")
     assert images.shape == (2, 256, 256, 3) and torch.isfinite(images).all()
+    # the summary names the objective FastGAN trains with, not TrainConfig.loss ("bce")
+    assert model.training["loss"].startswith("fastgan") and model.info()["training"]["loss"]
 
 
 def test_resume_reproduces_the_uninterrupted_run(fastgan_data, tmp_path):

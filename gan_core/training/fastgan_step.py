@@ -21,6 +21,10 @@ subtractions. Like the original's `percept(...).sum()`, per-sample distances are
 batch (LPIPS-VGG and this loss differ in scale: this one weighs reconstruction lower for
 smooth images, higher for noisy ones).
 
+R1 (optional, off by default): the gradient penalty is taken on the sum of all of D's logits
+for an image, 2 x 5 x 5 of them at the 256 px layout, so a given `r1_gamma` weighs far more
+here than on a one-logit discriminator (dcgan); start around a fiftieth of a dcgan value.
+
 Randomness: z, the noise maps, the augmentation, the quarter and the hinge targets all come
 from `trainer.gen`, drawn for the whole global batch (`cfg.batch` rows) with this process's rows
 kept, so runs are reproducible, resumable, and independent of the process count.

@@ -43,6 +43,8 @@ __all__ = ["TrainCallbacks", "Trainer", "train"]
 _CONV_ARCHS = ("dcgan",)
 # Archs with their own iteration (a module each); Trainer.step hands the whole step over.
 _ARCH_STEPS = {"fastgan": fastgan_step}
+# What those steps train with, whatever cfg.loss says (recorded in the checkpoint's summary).
+_ARCH_LOSSES = {"fastgan": "fastgan (hinge with U(0.8,1) targets + reconstruction)"}
 # channels_last "auto" on CUDA only: no gain for FastGAN on a CPU (benchmarks/train_throughput.py
 # --arch fastgan, 1 thread: 0.93x the plain loop with it, 1.01x without).
 _CUDA_CHANNELS_LAST_ARCHS = ("fastgan",)
@@ -267,7 +269,8 @@ class Trainer(TrainLoop):
         training = {
             "steps": self.step_count, "seed": cfg.seed, "image_size": self.model_cfg.image_size,
             "dataset": self.data.name, "dataset_size": len(self.data), "batch": cfg.batch,
-            "loss": cfg.loss, "augment": cfg.augment, "r1_gamma": cfg.r1_gamma,
+            "loss": _ARCH_LOSSES.get(cfg.arch, cfg.loss), "augment": cfg.augment,
+            "r1_gamma": cfg.r1_gamma,
             "final_losses": {k: v[-1] for k, v in self.history.items() if v},
             "gan_core_version": __version__, "device": self.device.type,
             "seconds": round(time.perf_counter() - self._started, 2),

@@ -32,6 +32,20 @@ def mlp_data() -> gan_core.ImageDataset:
     return gan_core.open_dataset("builtin:mondrian", 12, channels=1, count=16, seed=0)
 
 
+def fastgan_config() -> gan_core.TrainConfig:
+    """One step of a narrow FastGAN: enough to check that its noise maps, hinge targets, part
+    and reconstruction targets are sharded like the global batch (later steps drift apart by
+    rounding, as 1 and 2 threads of one process do)."""
+    return gan_core.TrainConfig(arch="fastgan", size=256, steps=1, batch=2, device="cpu", seed=2,
+                                preview_every=0, checkpoint_every=0, preview_count=2,
+                                augment="color,translation",
+                                model={"ngf": 4, "ndf": 4, "latent_dim": 16})
+
+
+def fastgan_data() -> gan_core.ImageDataset:
+    return gan_core.open_dataset("builtin:painting", 256, count=4, seed=0)
+
+
 def batchnorm_check(rank: int, world: int) -> dict[str, float]:
     """CrossRankBatchNorm on this rank's rows vs BatchNorm2d on the whole batch: outputs,
     input and weight gradients, running statistics (largest absolute differences)."""
@@ -98,6 +112,9 @@ def main(outdir: Path) -> None:
                                  callbacks=callbacks)
         report["stop"] = {"steps_seen": done, "checkpoints": saved_stop,
                           "steps": stopped.training["steps"]}
+
+        fast = gan_core.train(fastgan_config(), fastgan_data())
+        report["fastgan"] = {"history": fast.resume.history}
 
         # A global batch that does not split evenly is refused on every process.
         try:

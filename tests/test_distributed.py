@@ -197,6 +197,17 @@ def test_mlp_matches_one_process(worker_run):
     assert on_disk.resume.history == ddp["history"]
 
 
+def test_fastgan_step_matches_one_process(worker_run):
+    """FastGAN's own per-step draws (noise maps, hinge targets, the quarter) follow the global
+    batch too: its first step under 2 processes equals one process's to rounding."""
+    _, (r0, r1) = worker_run
+    w = _worker_module()
+    single = gan_core.train(w.fastgan_config(), w.fastgan_data())
+    assert r0["fastgan"]["history"] == r1["fastgan"]["history"]
+    for key, values in single.resume.history.items():
+        assert abs(r0["fastgan"]["history"][key][0] - values[0]) < 1e-4, key
+
+
 def test_a_stop_on_one_process_stops_all_after_the_same_step(worker_run):
     out_dir, reports = worker_run
     for r in reports:

@@ -494,3 +494,17 @@ def test_fastgan_through_the_protocol(fastgan):
         gan_core.style_mix(fastgan, 1, 2)
     result = gan_core.invert(fastgan, torch.rand(1, 64, 64, 3), steps=2)
     assert result.latent.space == "z" and result.image.shape == (1, 256, 256, 3)
+
+
+def test_a_latent_from_another_family_runs_with_a_warning(dcgan, caplog):
+    """Same shape, another arch: used (it is a valid code) but the log says it will not look
+    like its source; a latent of the same arch stays quiet."""
+    own = gan_core.seed_latent(dcgan, "1")
+    foreign = gan_core.GANLatent("z", own.tensor.clone(), arch="stylegan2")
+    with caplog.at_level("WARNING", logger="gan_core"):
+        gan_core.generate_from_latent(dcgan, own)
+        assert not [r for r in caplog.records if "made by" in r.getMessage()]
+        images = gan_core.generate_from_latent(dcgan, foreign)
+    assert images.shape[0] == 1
+    assert any("made by a stylegan2 model is used with a dcgan model" in r.getMessage()
+               for r in caplog.records)

@@ -9,6 +9,8 @@ once for all architectures.
 """
 from __future__ import annotations
 
+import logging
+
 import os
 import weakref
 from dataclasses import dataclass
@@ -34,6 +36,8 @@ _LATENT_FORMAT = "gan_atelier_latent"
 # module -> its estimated mean w (CPU). Weak keys: a cache entry lives as long as its module.
 _MEAN_CACHE: "weakref.WeakKeyDictionary[nn.Module, torch.Tensor]" = weakref.WeakKeyDictionary()
 
+
+log = logging.getLogger("gan_core")
 
 def check_noise(noise: str) -> str:
     if noise not in NOISE_MODES:
@@ -195,6 +199,11 @@ class LatentSpace:
                 f"{what}: a {latent.space!r} latent shaped {tuple(latent.tensor.shape)}{src} does "
                 f"not fit this {self.arch} generator, which takes {latent.space} codes of shape "
                 f"[B, {', '.join(map(str, want))}]")
+        if latent.arch and latent.arch != self.arch:
+            # Same shape, another family (say a StyleGAN2 w code on a 512-d DCGAN): it runs,
+            # but means nothing there; a z code from another DCGAN is fine and stays quiet.
+            log.warning("%s: a latent made by a %s model is used with a %s model; its image "
+                        "will not resemble the one it came from", what, latent.arch, self.arch)
         return latent
 
     def to_space(self, tensor: torch.Tensor, space: str, target: str) -> torch.Tensor:

@@ -121,3 +121,34 @@ def pack(comfy, tmp_path_factory):
         del sys.modules[k]
 
 
+@pytest.fixture(scope="session")
+def latent_models():
+    """tests/latent_models.py (calibrated random DCGANs, a toy mapping/w+ generator), loaded
+    once by file location: with --import-mode=importlib test files cannot import siblings."""
+    name = "gan_atelier_latent_models"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("latent_models.py"))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+@pytest.fixture
+def node_env(comfy, pack, tmp_path, core_single_thread):
+    """For node tests: a fresh ComfyUI tree per test and a progress hook that records each
+    update and, like ComfyUI's server hook, checks for interruption on every one.
+    Yields (folder_paths, model_management, the recorded (value, total, preview) calls)."""
+    fp, utils, mm = comfy
+    fp.configure(str(tmp_path))
+    pack.nodes.bridge.register_model_folder()
+    calls = []
+
+    def hook(value, total, preview, node_id=None):
+        calls.append((value, total, preview))
+        mm.throw_exception_if_processing_interrupted()
+
+    utils.set_progress_bar_global_hook(hook)
+    mm.interrupt_current_processing(False)
+    yield fp, mm, calls
+    utils.set_progress_bar_global_hook(None)

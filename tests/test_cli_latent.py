@@ -1,10 +1,7 @@
 """`python -m gan_core walk` and `invert` on a tiny random-weight DCGAN saved with gan_core.save."""
 from __future__ import annotations
 
-import importlib.util
 import signal
-import sys
-from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -15,20 +12,10 @@ from gan_core.cli import main
 pytestmark = pytest.mark.usefixtures("core_single_thread")
 
 
-def _helpers():
-    name = "gan_atelier_latent_models"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("latent_models.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
 @pytest.fixture(scope="module")
-def model_file(tmp_path_factory):
+def model_file(tmp_path_factory, latent_models):
     path = tmp_path_factory.mktemp("cli_latent") / "g.safetensors"
-    gan_core.save(_helpers().varied_dcgan(), path)
+    gan_core.save(latent_models.varied_dcgan(), path)
     return path
 
 

@@ -3,10 +3,7 @@ style mixing and the latent value, on a varied random-weight DCGAN, the MLP GAN 
 generator that implements the latent protocol with a mapping network and w+ synthesis."""
 from __future__ import annotations
 
-import importlib.util
 import logging
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -17,27 +14,14 @@ from gan_core.models import get_arch
 pytestmark = pytest.mark.usefixtures("core_single_thread")
 
 
-def _helpers():
-    name = "gan_atelier_latent_models"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("latent_models.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-H = _helpers()
-
-
 @pytest.fixture(scope="module")
-def dcgan():
-    return H.varied_dcgan()
+def dcgan(latent_models):
+    return latent_models.varied_dcgan()
 
 
 @pytest.fixture
-def toy():
-    return H.toy_model()
+def toy(latent_models):
+    return latent_models.toy_model()
 
 
 def _mlp():
@@ -408,8 +392,8 @@ def test_latent_value_indexes_like_a_sequence_and_errors_name_the_input(tmp_path
         gan_core.GANLatent.load(tmp_path / "flat.safetensors")
 
 
-def test_gray_models_invert_and_walk():
-    gray = H.varied_dcgan(channels=1)
+def test_gray_models_invert_and_walk(latent_models):
+    gray = latent_models.varied_dcgan(channels=1)
     frames = gan_core.walk(gray, [0, 1], frames=4).images
     assert frames.shape == (4, 32, 32, 3)
     result = gan_core.invert(gray, torch.rand(1, 32, 32, 3), steps=3)

@@ -17,22 +17,8 @@ TINY = dict(arch="dcgan", builtin_dataset="blobs", resolution=32, width=8, steps
 
 
 @pytest.fixture
-def env(comfy, pack, tmp_path, core_single_thread):
-    """A fresh ComfyUI tree per test, a progress hook that records and, like ComfyUI's
-    server hook, checks for interruption on every update."""
-    fp, utils, mm = comfy
-    fp.configure(str(tmp_path))
-    pack.nodes.bridge.register_model_folder()
-    calls = []
-
-    def hook(value, total, preview, node_id=None):
-        calls.append((value, total, preview))
-        mm.throw_exception_if_processing_interrupted()
-
-    utils.set_progress_bar_global_hook(hook)
-    mm.interrupt_current_processing(False)
-    yield fp, mm, calls
-    utils.set_progress_bar_global_hook(None)
+def env(node_env):
+    return node_env
 
 
 def node(pack, node_id):

@@ -4,8 +4,6 @@ comfy.model_management (tests/comfy_fakes), whose progress hook checks for inter
 every update as ComfyUI's server hook does."""
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,39 +17,15 @@ LATENT_NODES = {
 }
 
 
-def _helpers():
-    name = "gan_atelier_latent_models"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("latent_models.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-H = _helpers()
-
-
 @pytest.fixture
-def env(comfy, pack, tmp_path, core_single_thread):
-    fp, utils, mm = comfy
-    fp.configure(str(tmp_path))
-    pack.nodes.bridge.register_model_folder()
-    calls = []
-
-    def hook(value, total, preview, node_id=None):
-        calls.append((value, total, preview))
-        mm.throw_exception_if_processing_interrupted()
-
-    utils.set_progress_bar_global_hook(hook)
-    mm.interrupt_current_processing(False)
-    yield mm, calls
-    utils.set_progress_bar_global_hook(None)
+def env(node_env):
+    _, mm, calls = node_env
+    return mm, calls
 
 
 @pytest.fixture(scope="module")
-def dcgan():
-    return H.varied_dcgan()
+def dcgan(latent_models):
+    return latent_models.varied_dcgan()
 
 
 def run(pack, node_id, **inputs):
@@ -132,8 +106,8 @@ def test_cancel_during_inversion_raises_the_interrupt(env, pack, dcgan, comfy):
     assert all(torch.equal(weights[k], v) for k, v in dcgan.module.state_dict().items())
 
 
-def test_style_mix_node(env, pack, dcgan):
-    toy = H.toy_model()
+def test_style_mix_node(env, pack, dcgan, latent_models):
+    toy = latent_models.toy_model()
     (mixed,) = run(pack, "GANAtelierStyleMix", model=toy, seed=1, mix_seed=2, layers="coarse")
     assert mixed.shape == (1, 16, 16, 3)
     latent = pack.gan_core.seed_latent(toy, "3-4")

@@ -1,5 +1,6 @@
 """Property-based fuzzing of image handling (issue 6): IMAGE conversions, PIL conversions, the
-file reader on mutated files, and the tiler.
+file reader on mutated files, stylize/denoise on any shape (the tiler's own property is in
+tests/test_tiling.py).
 
 Every property has the same shape: for any input, either a correct result or a clear error of
 the promised type (ValueError / ImageError), never another exception, a crash or a wrong
@@ -19,14 +20,12 @@ import torch
 from hypothesis import example, given
 from hypothesis import strategies as st
 from PIL import Image
-from torch import nn
 
 import gan_core
 from gan_core import ImageError, read_image
 from gan_core.images import (check_image_batch, comfy_to_signed, make_grid, pil_to_tensor,
                              signed_to_comfy, tensor_to_pil, to_gray, to_rgb)
 from gan_core.models import get_arch
-from gan_core.tiling import pad_to_multiple, tile_layout, tiled_apply
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -262,65 +261,8 @@ def test_read_image_on_mutated_files_is_a_picture_or_an_image_error(tmp_path_fac
 
 # ------------------------------------------------------------------------------------ the tiler
 
-RADIUS = 3
-
-
-def _conv_stack() -> nn.Module:
-    """Three 3x3 convolutions, no normalisation, fixed weights, float64: receptive radius 3."""
-    g = torch.Generator().manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.Tanh(), nn.Conv2d(6, 6, 3, padding=1),
-                        nn.Tanh(), nn.Conv2d(6, 3, 3, padding=1)).double().eval()
-    with torch.no_grad():
-        for p in net.parameters():
-            p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64) * 0.3)
-    return net
-
-
-NET = _conv_stack()
-
-
-def _exact_zone(length: int, tile: int | None, overlap: int | None, multiple: int) -> torch.Tensor:
-    """Pixels at least RADIUS away from every tile edge shared with another tile."""
-    ok = torch.ones(length, dtype=torch.bool)
-    if tile is None or length <= tile:
-        return ok
-    starts, t, _ = tile_layout(length, tile, overlap, multiple)
-    for i, s in enumerate(starts):
-        if i > 0:
-            ok[s:s + RADIUS] = False
-        if i < len(starts) - 1:
-            ok[max(0, s + t - RADIUS):s + t] = False
-    return ok
-
-
-@given(h=st.integers(1, 96), w=st.integers(1, 96), tile=st.integers(8, 48),
-       overlap=st.one_of(st.none(), st.integers(0, 24)), multiple=st.sampled_from([1, 2, 4, 8]),
-       batch=st.integers(1, 2), into=st.booleans())
-@example(h=1, w=96, tile=8, overlap=0, multiple=8, batch=1, into=True)
-@example(h=49, w=48, tile=48, overlap=23, multiple=1, batch=2, into=False)
-def test_tiled_equals_untiled_away_from_tile_edges(h, w, tile, overlap, multiple, batch, into):
-    """For a network without normalisation, tiled output equals the untiled output (of the
-    image padded to the multiple, as the tiler pads) within 1e-5 wherever a pixel is RADIUS
-    from every shared tile edge, and everywhere when the overlap is at least 4 x RADIUS; the
-    output has the input's shape for any sizes; with `out` the result is written there."""
-    g = torch.Generator().manual_seed(h * 131 + w)
-    x = torch.rand(batch, 3, h, w, generator=g, dtype=torch.float64)
-    with torch.inference_mode():
-        full = NET(pad_to_multiple(x, multiple)[0])[..., :h, :w]
-        buf = torch.full_like(full, float("nan")) if into else None
-        out = tiled_apply(NET, x, tile, overlap=overlap, multiple=multiple, out=buf)
-    assert out.shape == x.shape and out.dtype == x.dtype
-    if into:
-        assert out is buf
-    assert torch.isfinite(out).all()
-    zone = (_exact_zone(h, tile, overlap, multiple)[:, None]
-            & _exact_zone(w, tile, overlap, multiple)[None, :])
-    diff = (out - full).abs()
-    if zone.any():
-        assert float(diff[..., zone].max()) < 1e-5
-    t = max(multiple, tile // multiple * multiple)
-    if overlap is not None and min(overlap, (t - 1) // 2) >= 4 * RADIUS:
-        assert float(diff.max()) < 1e-5
+# tiled == untiled for any sizes is tests/test_tiling.py::test_tiled_matches_untiled_property
+# (hypothesis, same profiles); stylize/denoise keeping any shape is below.
 
 
 def _tiny(arch: str, **cfg) -> gan_core.GANModel:

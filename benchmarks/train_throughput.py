@@ -552,16 +552,14 @@ def bench_fastgan(arch: str, s: dict, n: int, warm: int, args) -> dict:
     df = forward_flops_per_image(_DiscriminatorCall(g_copy["D"], "fake"), x)
     flops_iter = batch * (3 * gf + 3 * dr + 6 * df)
 
-    ref_ips, our_ips, ratios = timed_reps(arch, ref, ours, batch, n, args.reps)
+    timing = timed_reps(arch, ref, ours, batch, n, args.reps)
     return {
         "arch": arch, "image_size": size, "channels": 3, "batch": batch,
         "fastgan": dict(s["fastgan"]), "augment": s["augment"], "dataset_count": s["count"],
         "iters_per_rep": n, "reps": args.reps, "warmup_iters": warm,
         "ours_first_iters_seconds": round(t_warm_ours, 2),
         "setup_seconds": round(t_setup, 2), "data_render_seconds": round(t_data, 2),
-        "reference_images_per_s": ref_ips, "ours_images_per_s": our_ips, "ratios": ratios,
-        "reference_median": statistics.median(ref_ips), "ours_median": statistics.median(our_ips),
-        "ratio_median": statistics.median(ratios),
+        **timing,
         "g_forward_gflop_per_image": gf / 1e9, "d_forward_gflop_per_image": df / 1e9,
         "d_real_forward_gflop_per_image": dr / 1e9,
         "gflop_per_iteration": flops_iter / 1e9,
@@ -593,8 +591,9 @@ def style_sources():
 
 
 # ---------------------------------------------------------------- the benchmark
-def timed_reps(arch: str, ref, ours, batch: int, n: int, reps: int):
-    """Interleaved reps of n iterations (reference first on even reps, ours first on odd)."""
+def timed_reps(arch: str, ref, ours, batch: int, n: int, reps: int) -> dict:
+    """Interleaved reps of n iterations (reference first on even reps, ours first on odd);
+    the per-rep images/s and ratios and their medians, as the result JSON records them."""
     ref_ips, our_ips, ratios = [], [], []
     for rep in range(reps):
         order = (ref, ours) if rep % 2 == 0 else (ours, ref)
@@ -603,7 +602,9 @@ def timed_reps(arch: str, ref, ours, batch: int, n: int, reps: int):
         ref_ips.append(r), our_ips.append(o), ratios.append(o / r)
         print(f"  {arch} rep {rep}: reference {_ips(r, 8)}  ours {_ips(o, 8)} images/s  "
               f"({o / r:.2f}x)", flush=True)
-    return ref_ips, our_ips, ratios
+    return {"reference_images_per_s": ref_ips, "ours_images_per_s": our_ips, "ratios": ratios,
+            "reference_median": statistics.median(ref_ips),
+            "ours_median": statistics.median(our_ips), "ratio_median": statistics.median(ratios)}
 
 
 def bench_arch(arch: str, args) -> dict:
@@ -631,15 +632,13 @@ def bench_arch(arch: str, args) -> dict:
     ref.netG.train()
     flops_iter = batch * (3 * gf + 9 * df)
 
-    ref_ips, our_ips, ratios = timed_reps(arch, ref, ours, batch, n, args.reps)
+    timing = timed_reps(arch, ref, ours, batch, n, args.reps)
     return {
         "arch": arch, "image_size": s["size"], "channels": s["channels"], "batch": batch,
         "iters_per_rep": n, "reps": args.reps, "warmup_iters": warm,
         "ours_first_iters_seconds": round(t_warm_ours, 2),
         "setup_seconds": round(t_setup, 2),
-        "reference_images_per_s": ref_ips, "ours_images_per_s": our_ips, "ratios": ratios,
-        "reference_median": statistics.median(ref_ips), "ours_median": statistics.median(our_ips),
-        "ratio_median": statistics.median(ratios),
+        **timing,
         "g_forward_gflop_per_image": gf / 1e9, "d_forward_gflop_per_image": df / 1e9,
         "gflop_per_iteration": flops_iter / 1e9,
         "goal_ratio": s["goal_ratio"], "goal_fraction_of_matmul": s["goal_fraction"],
@@ -686,15 +685,13 @@ def bench_cyclegan(arch: str, s: dict, n: int, warm: int, args) -> dict:
     flops_iter = batch * (6 * 3 * gf + 6 * 3 * df)
     flops_exact = batch * (6 * 3 * gf + 4 * 3 * df + 2 * 2 * df)
 
-    ref_ips, our_ips, ratios = timed_reps(arch, ref, ours, batch, n, args.reps)
+    timing = timed_reps(arch, ref, ours, batch, n, args.reps)
     return {
         "arch": arch, "image_size": size, "channels": 3, "batch": batch,
         "model": dict(s["style"]), "iters_per_rep": n, "reps": args.reps, "warmup_iters": warm,
         "ours_first_iters_seconds": round(t_warm_ours, 2),
         "setup_seconds": round(t_setup, 2), "data_render_seconds": round(t_data, 2),
-        "reference_images_per_s": ref_ips, "ours_images_per_s": our_ips, "ratios": ratios,
-        "reference_median": statistics.median(ref_ips), "ours_median": statistics.median(our_ips),
-        "ratio_median": statistics.median(ratios),
+        **timing,
         "g_forward_gflop_per_image": gf / 1e9, "d_forward_gflop_per_image": df / 1e9,
         "gflop_per_iteration": flops_iter / 1e9,
         "gflop_per_iteration_frozen_d_exact": flops_exact / 1e9,

@@ -47,7 +47,7 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 import gan_core  # noqa: E402
-from gan_core.models import get_arch  # noqa: E402
+from gan_core.archs import get_arch  # noqa: E402
 
 GOAL_BYTES = 3e9  # "peak RSS under 3 GB" for one 8192 px image
 BATCH_SLACK = 1.10  # b64 may exceed its prediction by 10 %

@@ -62,7 +62,7 @@ def write_models(comfy: str) -> dict[str, str]:
     import torch
 
     import gan_core
-    from gan_core.models import get_arch
+    from gan_core.archs import get_arch
 
     folder = os.path.join(comfy, "models", "gan", SUBDIR)
     os.makedirs(folder, exist_ok=True)

@@ -14,7 +14,7 @@ image per size: a bilinear upsampling of random colours plus fine noise, [1, H, 
   - reference: the network called directly on the whole image under torch.inference_mode(), as the
     original project's test script does: IMAGE -> NCHW in [-1, 1] -> netG -> [0, 1] (the sizes
     here are multiples of 4, so nothing is padded);
-  - untiled: GANModel.stylize(image) (gan_core.stylize: padding, range conversion, no tiles);
+  - untiled: GANModel.stylize(image) (gan_core.infer.stylize: padding, range conversion, no tiles);
   - tiled T: GANModel.stylize(image, tile=T): overlapping tiles (default overlap, T/8) blended,
     instance-norm statistics frozen from a 512 px downscaled copy.
 - denoise: DnCNN-17 (nc 64, colour, in/out 3) and DRUNet (colour: 3 + noise map, sigma 15).
@@ -65,10 +65,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, HERE)
 import gan_core  # noqa: E402
-from gan_core.models import get_arch  # noqa: E402
+from gan_core.archs import get_arch  # noqa: E402
 from train_throughput import _cpu_model, matmul_gflops, pick_threads  # noqa: E402
 
-SIGMA = 15.0  # DRUNet's noise level (gan_core.denoise.DEFAULT_SIGMA), 0..255 units
+SIGMA = 15.0  # DRUNet's noise level (gan_core.infer.DEFAULT_SIGMA), 0..255 units
 GOAL_PEAK_BYTES = 2e9  # tiled 4096 px, whole-process peak RSS
 GOAL_TILED_RATIO = 1.25  # tiled / untiled seconds at 1024 px
 MODELS = {"stylize": ["cyclegan"], "denoise": ["dncnn", "drunet"]}

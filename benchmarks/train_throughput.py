@@ -56,7 +56,7 @@ ndf 32, 6 blocks, batch 1.
   losses of both loops are reported (they should agree to float rounding).
 
 FastGAN (--arch fastgan; not in the default set): our Trainer (what gan_core.train runs for
-arch "fastgan", its step in gan_core/training/fastgan_step.py) against the iteration of
+arch "fastgan", its step in gan_core/archs/fastgan/objective.py) against the iteration of
 odegeasslbc/FastGAN-pytorch's train.py, 256 px, CPU-sized (ngf = ndf = 16 instead of 64,
 batch 4 instead of 8), both with DiffAugment "color,translation".
 - reference: G and D from gan_core's fastgan builder with the trainer's seed (the script checks
@@ -124,7 +124,7 @@ from torch import nn
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import gan_core  # noqa: E402
-from gan_core.models import get_arch  # noqa: E402
+from gan_core.archs import get_arch  # noqa: E402
 
 # arch -> (image size, channels, batch, goal: minimum ratio ours/reference)
 SETUPS = {

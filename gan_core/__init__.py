@@ -3,7 +3,8 @@
 This module's namespace is the public API. The ComfyUI nodes and the CLI use nothing else,
 so everything a client needs is exported here.
 """
-from .checkpoint import load, save
+from .archs import default_arch, get_arch, list_archs
+from .io import load, save
 from .data import (BUILTIN_DATASETS, BUILTIN_PREFIX, FIT_MODES, CropSource, ImageDataset,
                    crops_from_images, from_images, list_image_files, make_builtin,
                    open_crop_source, open_dataset, read_image)
@@ -17,7 +18,7 @@ from .latent import (EASINGS, INTERPOLATION_MODES, INVERT_SPACES, NOISE_MODES, S
                      generate_from_latent, interpolate, invert, lerp, mean_latent, seed_latent,
                      slerp, style_mix, variations, walk)
 from .model import DIRECTIONS, GANModel
-from .models import list_archs
+from .registry import ArchSpec, ImageIO, LatentIO, TrainingRecipe
 from .paths import UnsafePathError, release_if_empty, reserve_numbered, safe_join
 from .seeds import MAX_SEED, parse_seeds
 from .training import (AUGMENTATIONS, LOSSES, RECON_LOSSES, DenoiseTrainConfig, StyleTrainConfig,
@@ -41,4 +42,5 @@ __all__ = [
     "LatentSpace", "NOISE_MODES", "STYLE_LAYERS", "WalkResult", "fps_hint",
     "generate_from_latent", "interpolate", "invert", "lerp", "mean_latent", "seed_latent",
     "slerp", "style_mix", "variations", "walk",
+    "ArchSpec", "ImageIO", "LatentIO", "TrainingRecipe", "default_arch", "get_arch",
 ]

@@ -54,6 +54,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from .images import luma_nchw
 from .seeds import MAX_SEED
 
 __all__ = ["NOISE_KINDS", "Recipe", "Step", "degrade", "degrade_nchw", "parse_recipe"]
@@ -324,11 +325,7 @@ def _gaussian_blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     return _conv_valid(x, k)
 
 
-def _luma(x: torch.Tensor) -> torch.Tensor:
-    if x.shape[1] == 1:
-        return x
-    w = x.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
-    return (x * w).sum(dim=1, keepdim=True)
+_luma = luma_nchw
 
 
 # ----------------------------------------------------------------------------- the kinds

@@ -103,13 +103,23 @@ def to_rgb(images: torch.Tensor) -> torch.Tensor:
     return images[..., :3].contiguous()
 
 
+# ITU-R BT.601 luma weights (what Pillow's "L" uses): the one definition of gray in gan_core.
+LUMA = (0.299, 0.587, 0.114)
+
+
+def luma_nchw(x: torch.Tensor) -> torch.Tensor:
+    """[B, 3, H, W] -> [B, 1, H, W] luma; a [B, 1, H, W] batch is returned as it is."""
+    if x.shape[1] == 1:
+        return x
+    return (x * x.new_tensor(LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True)
+
+
 def to_gray(images: torch.Tensor) -> torch.Tensor:
     """[B,H,W,3] RGB (or RGBA: alpha ignored) -> [B,H,W,1] using ITU-R 601 luma, the weights
     Pillow's "L" uses; gray [B,H,W,1] is returned as it is."""
     if _check_channels(images, (1, 3, 4), "to_gray") == 1:
         return images
-    w = images.new_tensor([0.299, 0.587, 0.114])
-    return (images[..., :3] * w).sum(-1, keepdim=True)
+    return (images[..., :3] * images.new_tensor(LUMA)).sum(-1, keepdim=True)
 
 
 def comfy_to_signed(images: torch.Tensor, channels: int = 3) -> torch.Tensor:

@@ -13,11 +13,11 @@ from typing import Any, Iterable
 import torch
 from torch import nn
 
-from .denoise import denoise_images
+from .archs import get_arch
+from .infer import denoise_images, stylize_images
 from .latent.space import LatentSpace
-from .models import get_arch
+from .registry import ArchSpec, ImageIO, LatentIO
 from .seeds import parse_seeds
-from .stylize import stylize_images
 
 
 @dataclass
@@ -59,8 +59,25 @@ class GANModel:
                 f"{f', steps={steps}' if steps is not None else ''})")
 
     @property
+    def spec(self) -> ArchSpec:
+        """The family's record (gan_core.registry.ArchSpec)."""
+        return get_arch(self.arch)
+
+    @property
     def task(self) -> str:
-        return get_arch(self.arch).task
+        return self.spec.task
+
+    @property
+    def image_io(self) -> ImageIO | None:
+        """What the network takes and returns, for image-to-image models (else None)."""
+        io = self.spec.image_io
+        return io(self.config) if io is not None else None
+
+    @property
+    def latent_io(self) -> LatentIO | None:
+        """The latent protocol, for generators (else None)."""
+        io = self.spec.latent_io
+        return io(self.config) if io is not None else None
 
     @property
     def module(self) -> nn.Module:
@@ -85,7 +102,8 @@ class GANModel:
 
     @property
     def latent_dim(self) -> int:
-        return int(self.config.latent_dim)
+        io = self.latent_io
+        return io.z_dim if io is not None else 0
 
     @property
     def device(self) -> torch.device:
@@ -160,7 +178,11 @@ class GANModel:
                     f"file of the other direction, e.g. latest_net_G_B.pth, as its own model)")
             raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
         net = self.modules["G_BA"] if direction == "B->A" else self.module
-        return stylize_images(self, images, strength=strength, tile=tile, net=net)
+        io = self.image_io
+        if io is None:
+            raise ValueError(f"this {self.arch} model is not an image-to-image network "
+                             f"({type(net).__name__}); it cannot stylize")
+        return stylize_images(net, io, images, strength=strength, tile=tile)
 
     def denoise(self, images: torch.Tensor, strength: float = 1.0, sigma: float | None = None,
                 tile: int | None = None) -> torch.Tensor:
@@ -168,14 +190,19 @@ class GANModel:
 
         Any size works (reflect-padded to the network's multiple, 8 for DRUNet, and cropped
         back). `sigma` is the noise level in 0..255 units for networks that take one (DRUNet;
-        gan_core.denoise.DEFAULT_SIGMA when None, logged); blind ones (DnCNN) ignore it with a
+        gan_core.infer.DEFAULT_SIGMA when None, logged); blind ones (DnCNN) ignore it with a
         log line. Gray models denoise each RGB channel as its own gray image, keeping colour;
         colour models see gray input as gray RGB. Alpha passes through untouched. `strength`
         blends with the input (0 returns it). `tile` (px): images larger than it are processed
         in overlapping, blended tiles in bounded memory (halved on CUDA out-of-memory).
         """
         self._require_task("denoise")
-        return denoise_images(self, images, strength=strength, sigma=sigma, tile=tile)
+        io = self.image_io
+        if io is None:
+            raise ValueError(f"this {self.arch} model ({type(self.module).__name__}) is not a "
+                             "denoising network; it cannot denoise")
+        return denoise_images(self.module, io, images, strength=strength, sigma=sigma,
+                              tile=tile, name=self.arch)
 
     def info(self) -> dict[str, Any]:
         """A plain-data summary for the CLI's `info` and the node UI."""

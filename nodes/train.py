@@ -7,18 +7,20 @@ from .. import gan_core
 from . import bridge
 from .training_common import NONE, files_changed_key, load_resume, run_training
 AUGMENT_CHOICES = ["auto", "none", "translation", "color,translation", "color,translation,cutout"]
-# "auto": each arch's usual setting; FastGAN's original trains with this policy, the others
-# with none.
-AUTO_AUGMENT = {"fastgan": "color,translation"}
-# Archs whose G and D take the node's width as ngf = ndf.
-WIDTH_ARCHS = ("dcgan", "fastgan")
+DEFAULT_ARCH = gan_core.default_arch("gan")
 
 
 def _augment_policy(arch: str, choice: str) -> str:
-    """The DiffAugment policy for the widget value ("auto" -> the arch's usual one)."""
+    """The DiffAugment policy for the widget value ("auto" -> the family's usual one, from its
+    "cpu" profile: FastGAN's original trains with color,translation, the others with none)."""
     if choice == "auto":
-        return AUTO_AUGMENT.get(arch, "")
+        return gan_core.get_arch(arch).training.profile("cpu").get("augment", "")
     return "" if choice == "none" else choice
+
+
+def _width_config(arch: str, width: int) -> dict:
+    """The node's width as the family's width fields (ngf = ndf), if it has any."""
+    return {f: width for f in gan_core.get_arch(arch).training.width_fields}
 
 
 def _dataset(images, folder: str, builtin: str, size: int, seed: int, fit: str, flip: bool):
@@ -48,7 +50,7 @@ class GANAtelierTrain:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "arch": (gan_core.list_archs("generate", trainable=True), {"default": "dcgan",
+                "arch": (gan_core.list_archs(trainer="gan"), {"default": DEFAULT_ARCH,
                          "tooltip": "dcgan: convolutional, RGB, 32-256 px. mlp: the classic fully "
                                     "connected GAN, best at 28 px grayscale. fastgan: few-shot "
                                     "GAN (100 images are enough), 256/512/1024 px; much heavier, "
@@ -89,7 +91,7 @@ class GANAtelierTrain:
                 "checkpoint_every": ("INT", {"default": 100, "min": 0, "max": 100_000,
                                      "tooltip": "steps between checkpoints in models/gan (0 = end "
                                                 "and cancel only)"}),
-                "filename_prefix": ("STRING", {"default": "gan_atelier/dcgan",
+                "filename_prefix": ("STRING", {"default": f"gan_atelier/{DEFAULT_ARCH}",
                                     "tooltip": "checkpoint name under models/gan; a counter is "
                                                "added (prefix_00001_.safetensors)"}),
             },
@@ -125,7 +127,7 @@ class GANAtelierTrain:
             lr_d=learning_rate, loss=loss, augment=_augment_policy(arch, augmentation),
             r1_gamma=r1_gamma, seed=seed, preview_every=preview_every,
             checkpoint_every=checkpoint_every, device=str(bridge.device()),
-            model={"ngf": width, "ndf": width} if arch in WIDTH_ARCHS else {},
+            model=_width_config(arch, width),
         ).validate()
         dataset = _dataset(images, folder or "", builtin_dataset, size, seed, fit, flip)
         model, _ = run_training(

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import gan_core
-from gan_core.models import get_arch
+from gan_core.archs import get_arch
 
 
 def varied_dcgan(latent_dim: int = 16, size: int = 32, width: int = 8,
@@ -97,9 +97,11 @@ class ToyStyleGenerator(nn.Module):
 
 
 class ToyModel(gan_core.GANModel):
-    """A GANModel around the toy (not a registered architecture, so the task is set here)."""
+    """A GANModel around the toy (not a registered architecture, so the task and the latent
+    protocol that a family's ArchSpec would state are set here)."""
 
     task = "generate"
+    latent_io = gan_core.LatentIO(z_dim=8, w_dim=8, n_latent=6, mapped=True, synthesis=True)
 
 
 def toy_model() -> ToyModel:

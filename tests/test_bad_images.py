@@ -25,8 +25,8 @@ import gan_core
 import gan_core.cli
 from gan_core import ImageError, read_image
 from gan_core.data import load_image_folder
-from gan_core.models import get_arch
-from gan_core.tiling import AUTO_TILE, MAX_UNTILED_SIDE
+from gan_core.archs import get_arch
+from gan_core.infer.tiling import AUTO_TILE, MAX_UNTILED_SIDE
 
 STYLE = [("cyclegan_resnet", dict(ngf=4, n_blocks=1, ndf=4)), ("transformer_net", {})]
 DENOISE = [("dncnn", dict(in_nc=3, out_nc=3, nc=4, nb=3)),
@@ -421,7 +421,7 @@ def _node(pack, node_id, **inputs):
 ])
 def test_nodes_handle_bad_images(nodes, node_id, arch, cfg, extra):
     """The pack imports its own copy of gan_core (as ComfyUI does), so its classes are used."""
-    spec = nodes.gan_core.models.get_arch(arch)
+    spec = nodes.gan_core.archs.get_arch(arch)
     config = spec.config_cls(**cfg)
     model = nodes.gan_core.GANModel(arch, config, {"G": spec.build(config)["G"]})
     args = dict(model=model, strength=1.0, tile=0, **extra)

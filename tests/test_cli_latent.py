@@ -90,7 +90,7 @@ def test_invert_stops_cleanly_on_ctrl_c(tmp_path, model_file, monkeypatch, capsy
 
 
 def test_invert_refuses_a_style_model(tmp_path):
-    from gan_core.models import get_arch
+    from gan_core.archs import get_arch
 
     spec = get_arch("transformer_net")
     style = gan_core.GANModel("transformer_net", spec.config_cls(), spec.build(spec.config_cls()))

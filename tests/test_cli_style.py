@@ -7,7 +7,7 @@ from PIL import Image
 
 import gan_core
 from gan_core.cli import main
-from gan_core.models import get_arch
+from gan_core.archs import get_arch
 
 
 @pytest.fixture

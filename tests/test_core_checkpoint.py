@@ -12,9 +12,9 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 import gan_core
-from gan_core.checkpoint import FORMAT_TAG, FORMAT_VERSION, atomic_write, read_safetensors
+from gan_core.io.checkpoint import FORMAT_TAG, FORMAT_VERSION, atomic_write, read_safetensors
 from gan_core.model import GANModel
-from gan_core.models import get_arch
+from gan_core.archs import get_arch
 
 pytestmark = pytest.mark.usefixtures("core_single_thread")
 
@@ -214,7 +214,7 @@ def test_failed_save_keeps_the_previous_checkpoint(core_trained, tmp_path, monke
     """Disk full half-way through gan_core.save: the old checkpoint survives, no debris."""
     import errno
 
-    from gan_core import checkpoint
+    from gan_core.io import checkpoint, pickles
 
     model, path = core_trained
     target = _copy(path, tmp_path)

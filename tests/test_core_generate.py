@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 import gan_core
 from gan_core.model import GANModel
-from gan_core.models import get_arch
+from gan_core.archs import get_arch
 from gan_core.seeds import latents_for_seeds
 
 pytestmark = pytest.mark.usefixtures("core_single_thread")

@@ -6,9 +6,10 @@ import torch
 from torch import nn
 
 import gan_core
-from gan_core.models import config_from_json, config_to_json, get_arch
-from gan_core.models.dcgan import DCGANConfig
-from gan_core.models.mlp import MLPConfig
+from gan_core.archs import get_arch
+from gan_core.registry import config_from_json, config_to_json
+from gan_core.archs.dcgan.network import DCGANConfig
+from gan_core.archs.mlp.network import MLPConfig
 
 pytestmark = pytest.mark.usefixtures("core_single_thread")
 
@@ -44,16 +45,16 @@ def test_unknown_arch_error_lists_known():
 @pytest.mark.parametrize("arch,config", [("mlp", MLPConfig(image_size=16, g_hidden=(8, 16))),
                                          ("dcgan", DCGANConfig(image_size=128, ngf=4, channels=1))])
 def test_config_json_round_trip(arch, config):
-    assert config_from_json(arch, config_to_json(config)) == config
+    assert config_from_json(get_arch(arch), config_to_json(config)) == config
 
 
 def test_config_json_rejects_unknown_fields_and_bad_values():
     with pytest.raises(gan_core.CheckpointError, match="does not know.*'wings'"):
-        config_from_json("dcgan", '{"image_size": 32, "wings": 2}')
+        config_from_json(get_arch("dcgan"), '{"image_size": 32, "wings": 2}')
     with pytest.raises(gan_core.CheckpointError, match="invalid"):
-        config_from_json("dcgan", '{"image_size": 48}')
+        config_from_json(get_arch("dcgan"), '{"image_size": 48}')
     with pytest.raises(gan_core.CheckpointError, match="not valid JSON"):
-        config_from_json("dcgan", "{image_size")
+        config_from_json(get_arch("dcgan"), "{image_size")
 
 
 # --------------------------------------------------------------------------- mlp

@@ -8,6 +8,7 @@ import torch
 
 import gan_core
 from gan_core.model import GANModel
+from gan_core.training import objective as objective_module
 from gan_core.training import trainer as trainer_module
 
 pytestmark = pytest.mark.usefixtures("core_single_thread")
@@ -271,7 +272,7 @@ def test_periodic_checkpoints(core_dataset, core_config, tmp_path):
 def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(core_dataset, core_config, tmp_path,
                                                               monkeypatch, which):
     path = tmp_path / "nan.safetensors"
-    real_loss = getattr(trainer_module, which)
+    real_loss = getattr(objective_module, which)
     calls = []
 
     def poisoned(*args, **kwargs):
@@ -279,7 +280,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(core_dataset, core_
         value = real_loss(*args, **kwargs)
         return value * float("nan") if len(calls) == 5 else value
 
-    monkeypatch.setattr(trainer_module, which, poisoned)
+    monkeypatch.setattr(objective_module, which, poisoned)
     snapshot = {}
 
     def on_checkpoint(step, p):
@@ -304,7 +305,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(core_dataset, core_
 def test_non_finite_loss_on_the_first_step_writes_nothing(core_dataset, core_config, tmp_path,
                                                           monkeypatch):
     path = tmp_path / "never.safetensors"
-    monkeypatch.setattr(trainer_module, "d_loss", lambda *a, **k: torch.tensor(float("inf")))
+    monkeypatch.setattr(objective_module, "d_loss", lambda *a, **k: torch.tensor(float("inf")))
     with pytest.raises(gan_core.NonFiniteLossError, match="step 1"):
         gan_core.train(core_config(steps=3), core_dataset, out=path)
     assert not path.exists()

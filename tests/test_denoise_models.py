@@ -21,9 +21,10 @@ import torch.nn.functional as F
 
 import gan_core
 from gan_core.images import to_gray
-from gan_core.models import get_arch
-from gan_core.models.denoisers import DnCNN, DnCNNConfig, DRUNetConfig, UNetRes
-from gan_core.models.transformer_net import TransformerNet
+from gan_core.archs import get_arch
+from gan_core.archs.dncnn.network import DnCNN, DnCNNConfig
+from gan_core.archs.drunet.network import DRUNetConfig, UNetRes
+from gan_core.archs.fast_neural_style.network import TransformerNet
 
 SHAPES = json.loads((Path(__file__).parent / "data" / "public_key_shapes_denoise.json").read_text())
 PUBLIC = {k: v for k, v in SHAPES.items() if not k.startswith("_")}

@@ -52,7 +52,7 @@ def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 # --------------------------------------------------------------------------- the model
 
 def test_unet_denoiser_follows_the_denoise_protocol():
-    spec = gan_core.models.get_arch("unet_denoiser")
+    spec = gan_core.archs.get_arch("unet_denoiser")
     assert spec.task == "denoise" and "unet_denoiser" in gan_core.list_archs("denoise")
     parts = spec.build(spec.config_cls(channels=1, width=4, depth=3, noise_level_input=True))
     g, d = parts["G"], parts["D"]
@@ -331,7 +331,7 @@ def test_cli_train_denoise_ctrl_c_saves_the_completed_step(tmp_path, monkeypatch
             self.pressed = True
         return self.pressed
 
-    monkeypatch.setattr(cli._StopOnCtrlC, "requested", requested)
+    monkeypatch.setattr(cli.runner.StopOnCtrlC, "requested", requested)
     out = tmp_path / "c.safetensors"
     threads = torch.get_num_threads()
     try:

@@ -299,7 +299,7 @@ def test_sync_batchnorm_shares_tensors_and_is_plain_batchnorm_without_a_group():
 
 
 def test_stop_handler_takes_sigterm_when_asked():
-    stop = cli._StopOnCtrlC((signal.SIGINT, signal.SIGTERM), announce=False)
+    stop = cli.runner.StopOnCtrlC((signal.SIGINT, signal.SIGTERM), announce=False)
     previous = signal.getsignal(signal.SIGTERM)
     with stop:
         os.kill(os.getpid(), signal.SIGTERM)

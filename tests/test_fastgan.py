@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 
 import gan_core
-from gan_core.formats.fastgan import export_public, parameter_keys
+from gan_core.archs.fastgan.public import export_public, parameter_keys
 from gan_core.model import GANModel
-from gan_core.models.fastgan import (FastGANConfig, FastGANDiscriminator, FastGANGenerator,
+from gan_core.archs.fastgan.network import (FastGANConfig, FastGANDiscriminator, FastGANGenerator,
                                      build_fastgan, public_key)
 
 pytestmark = pytest.mark.usefixtures("core_single_thread")
@@ -57,7 +57,7 @@ def test_spectral_norm_is_torchs():
     meta device without computing anything."""
     from torch.nn.utils.parametrizations import spectral_norm as torch_sn
 
-    from gan_core.models.fastgan import spectral_norm
+    from gan_core.archs.fastgan.network import spectral_norm
     for make in (lambda: torch.nn.Conv2d(6, 4, 3, bias=False),
                  lambda: torch.nn.ConvTranspose2d(5, 8, 4, bias=False)):
         torch.manual_seed(0)

@@ -30,8 +30,8 @@ from safetensors.torch import save_file
 
 import gan_core
 from gan_core.model import GANModel
-from gan_core.models import get_arch
-from gan_core.safetensors_header import check_safetensors_header
+from gan_core.archs import get_arch
+from gan_core.io.safetensors_header import check_safetensors_header
 
 pytestmark = pytest.mark.usefixtures("core_single_thread")
 

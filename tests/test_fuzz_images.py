@@ -25,7 +25,7 @@ import gan_core
 from gan_core import ImageError, read_image
 from gan_core.images import (check_image_batch, comfy_to_signed, make_grid, pil_to_tensor,
                              signed_to_comfy, tensor_to_pil, to_gray, to_rgb)
-from gan_core.models import get_arch
+from gan_core.archs import get_arch
 
 
 @pytest.fixture(autouse=True, scope="module")

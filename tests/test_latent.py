@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import gan_core
-from gan_core.models import get_arch
+from gan_core.archs import get_arch
 
 pytestmark = pytest.mark.usefixtures("core_single_thread")
 

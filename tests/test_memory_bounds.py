@@ -21,7 +21,7 @@ import pytest
 import torch
 
 import gan_core
-from gan_core.models import get_arch
+from gan_core.archs import get_arch
 
 REPO = Path(__file__).resolve().parents[1]
 MIB = 2 ** 20
@@ -96,7 +96,7 @@ def test_generation_runs_in_chunks_and_fills_one_batch(core_single_thread, core_
 def test_generate_node_chunks_and_map_images_fills_one_batch(comfy, pack, tmp_path,
                                                              core_single_thread):
     comfy[0].configure(str(tmp_path))
-    spec = pack.gan_core.models.get_arch("dcgan")
+    spec = pack.gan_core.archs.get_arch("dcgan")
     torch.manual_seed(0)
     config = spec.config_cls(image_size=32, ngf=4, ndf=4)
     model = pack.gan_core.GANModel("dcgan", config, {"G": spec.build(config)["G"]})
@@ -117,7 +117,7 @@ import json, resource, sys
 import torch
 torch.set_num_threads(1)
 import gan_core
-from gan_core.models import get_arch
+from gan_core.archs import get_arch
 spec = json.loads(sys.argv[1])
 arch = get_arch(spec["arch"])
 torch.manual_seed(0)

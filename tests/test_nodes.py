@@ -236,7 +236,7 @@ def test_style_transfer_node_runs_a_public_pth_loaded_from_models_gan(env, pack)
     fp, _, calls = env
     gan = Path(fp.get_folder_paths("gan")[0])
     gan.mkdir(parents=True, exist_ok=True)
-    spec = pack.gan_core.models.get_arch("transformer_net")
+    spec = pack.gan_core.archs.get_arch("transformer_net")
     torch.manual_seed(0)
     torch.save(spec.build(spec.config_cls())["G"].state_dict(), gan / "candy.pth")
     assert "candy.pth" in pack.nodes.bridge.model_names()
@@ -273,7 +273,7 @@ def test_denoise_node_runs_a_public_dncnn_file(env, pack):
     fp, _, _ = env
     gan = Path(fp.get_folder_paths("gan")[0])
     gan.mkdir(parents=True, exist_ok=True)
-    spec = pack.gan_core.models.get_arch("dncnn")
+    spec = pack.gan_core.archs.get_arch("dncnn")
     torch.manual_seed(0)
     cfg = spec.config_cls(in_nc=3, out_nc=3, nc=8, nb=4)
     torch.save(spec.build(cfg)["G"].state_dict(), gan / "dncnn_color.pth")
@@ -411,7 +411,7 @@ def test_train_style_node_reads_input_folders_and_refuses_escapes(env, pack):
 
 
 def test_style_transfer_node_names_a_missing_direction(env, pack):
-    spec = pack.gan_core.models.get_arch("cyclegan_resnet")
+    spec = pack.gan_core.archs.get_arch("cyclegan_resnet")
     cfg = spec.config_cls(ngf=4, n_blocks=1)
     model = pack.gan_core.GANModel("cyclegan_resnet", cfg, {"G": spec.build(cfg)["G"]})
     with pytest.raises(ValueError, match="one generator"):

@@ -119,7 +119,7 @@ def test_style_mix_node(env, pack, dcgan, latent_models):
 
 
 def test_latent_nodes_refuse_other_tasks(env, pack):
-    from gan_core.models import get_arch
+    from gan_core.archs import get_arch
 
     spec = get_arch("transformer_net")
     style = pack.gan_core.GANModel("transformer_net", spec.config_cls(), spec.build(spec.config_cls()))
@@ -134,8 +134,8 @@ def test_public_stylegan2_and_fastgan_files_run_through_the_nodes(env, pack, com
     Mix like a model trained here."""
     import argparse
 
-    from gan_core.formats.fastgan import export_public
-    from gan_core.models import get_arch
+    from gan_core.archs.fastgan.public import export_public
+    from gan_core.archs import get_arch
 
     fp, _, _ = comfy
     gan = Path(fp.get_folder_paths("gan")[0])

@@ -29,10 +29,10 @@ import torch
 from safetensors.torch import save_file
 
 import gan_core
-from gan_core import checkpoint
+from gan_core.io import checkpoint, pickles
 from gan_core.model import GANModel
-from gan_core.models import get_arch
-from gan_core.safetensors_header import (DTYPE_BYTES, MAX_HEADER_BYTES, check_safetensors_header)
+from gan_core.archs import get_arch
+from gan_core.io.safetensors_header import (DTYPE_BYTES, MAX_HEADER_BYTES, check_safetensors_header)
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.usefixtures("core_single_thread")
@@ -124,11 +124,11 @@ def test_a_subclass_of_the_allowed_class_is_not_allowed(tmp_path):
 
 
 def test_the_allow_list_is_namespace_only_and_does_not_leak(tmp_path):
-    assert checkpoint.PICKLE_ALLOWED == (argparse.Namespace,)
+    assert pickles.PICKLE_ALLOWED == (argparse.Namespace,)
     path = tmp_path / "args.pth"
     torch.save({"args": argparse.Namespace(size=8, lr=0.002, name="x"),
                 "w": torch.ones(2)}, path)
-    obj = checkpoint._read_pickle_state(path)  # the pickle stage alone: plain data comes back
+    obj = pickles.read_pickle_state(path)  # the pickle stage alone: plain data comes back
     assert isinstance(obj["args"], argparse.Namespace) and vars(obj["args"])["size"] == 8
     # the allow-list is scoped to our reads: torch's own global list is unchanged afterwards
     assert argparse.Namespace not in torch.serialization.get_safe_globals()
@@ -283,7 +283,7 @@ def test_hostile_safetensors_header_is_refused_before_any_allocation(tmp_path, m
 
 
 def test_a_header_listing_too_many_tensors_is_refused(tmp_path, monkeypatch):
-    from gan_core.safetensors_header import MAX_TENSORS
+    from gan_core.io.safetensors_header import MAX_TENSORS
 
     empty = {"dtype": "F32", "shape": [0], "data_offsets": [0, 0]}
     path = _header_file(tmp_path / "many.safetensors",

@@ -150,7 +150,7 @@ def tree(comfy, pack, tmp_path, core_single_thread):
     # What an escape would reach: a loadable model (also a resumable one per trainer) and images.
     secret.mkdir()
     gc = pack.gan_core
-    spec = gc.models.get_arch("dcgan")
+    spec = gc.get_arch("dcgan")
     cfg = spec.config_cls(image_size=32, ngf=8, ndf=8)
     torch.manual_seed(0)
     gc.save(gc.GANModel("dcgan", cfg, {"G": spec.build(cfg)["G"]}), secret / "model.safetensors",
@@ -177,7 +177,7 @@ def _base_inputs(node_id: str, gc) -> dict:
     if node_id == "GANAtelierLoadModel":
         return {"model_name": "x.safetensors"}
     if node_id == "GANAtelierSaveModel":
-        spec = gc.models.get_arch("dcgan")
+        spec = gc.get_arch("dcgan")
         cfg = spec.config_cls(image_size=32, ngf=8, ndf=8)
         model = gc.GANModel("dcgan", cfg, {"G": spec.build(cfg)["G"]})
         return dict(model=model, filename_prefix="ok/run", include_training_state=False)

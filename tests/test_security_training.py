@@ -25,9 +25,9 @@ import pytest
 import torch
 
 import gan_core
-from gan_core import checkpoint
+from gan_core.io import checkpoint, pickles
 from gan_core.training import denoise_trainer, style_trainer
-from gan_core.training import trainer as gan_trainer
+from gan_core.training import objective as gan_objective
 
 HERE = Path(__file__).resolve()
 REPO = HERE.parents[1]
@@ -83,7 +83,7 @@ def _run_style(steps, checkpoint_every=0, **kw):
 
 
 TRAINERS = {
-    "gan": TrainerCase("gan", _run_gan, gan_trainer, "g_loss", "loss_g"),
+    "gan": TrainerCase("gan", _run_gan, gan_objective, "g_loss", "loss_g"),
     "denoise": TrainerCase("denoise", _run_denoise, denoise_trainer, "recon_loss", "loss_rec"),
     "style": TrainerCase("style", _run_style, style_trainer, "g_loss", "loss_g"),
 }

@@ -29,7 +29,7 @@ def env(comfy, pack, tmp_path, core_single_thread):
 
 
 def _style_model(pack, cls=None):
-    spec = pack.gan_core.models.get_arch("cyclegan_resnet")
+    spec = pack.gan_core.archs.get_arch("cyclegan_resnet")
     torch.manual_seed(0)
     config = spec.config_cls(ngf=4, n_blocks=1, ndf=4)
     return (cls or pack.gan_core.GANModel)("cyclegan_resnet", config, {"G": spec.build(config)["G"]})
@@ -89,7 +89,7 @@ def test_nodes_borrow_the_gpu_and_give_it_back(env, monkeypatch, node_id, extra)
     pack, _, mm = env
     monkeypatch.setattr(mm, "get_torch_device", lambda: torch.device("cuda", 0))
     if node_id == "GANAtelierDenoise":
-        spec = pack.gan_core.models.get_arch("dncnn")
+        spec = pack.gan_core.archs.get_arch("dncnn")
         config = spec.config_cls(in_nc=3, out_nc=3, nc=4, nb=3)
         model = _recording(pack)("dncnn", config, {"G": spec.build(config)["G"]})
     else:

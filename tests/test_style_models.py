@@ -19,10 +19,11 @@ import torch
 import torch.nn.functional as F
 
 import gan_core
-from gan_core.models import get_arch
-from gan_core.models.cyclegan import (CycleGANResnetConfig, NLayerDiscriminator, PatchGANConfig,
-                                      Pix2PixUnetConfig, ResnetGenerator, UnetGenerator)
-from gan_core.models.transformer_net import TransformerNet
+from gan_core.archs import get_arch
+from gan_core.archs.cyclegan.network import CycleGANResnetConfig, ResnetGenerator
+from gan_core.archs.layers.patchgan import NLayerDiscriminator, PatchGANConfig
+from gan_core.archs.pix2pix.network import Pix2PixUnetConfig, UnetGenerator
+from gan_core.archs.fast_neural_style.network import TransformerNet
 
 SHAPES = json.loads((Path(__file__).parent / "data" / "public_key_shapes_style.json").read_text())
 PUBLIC = {k: v for k, v in SHAPES.items() if not k.startswith("_")}

@@ -13,7 +13,7 @@ from PIL import Image
 import gan_core
 from gan_core.cli import main
 from gan_core.data.crops import FEW_SCALE, MANY_SCALE, CropSource
-from gan_core.training import losses
+from gan_core import losses
 from gan_core.training.pool import ImagePool
 from gan_core.training.style_trainer import StyleTrainer
 
@@ -191,7 +191,7 @@ def test_learning_rate_holds_then_falls_linearly_to_zero(sources):
 
 
 def test_one_generator_models_name_the_missing_direction():
-    spec = gan_core.models.get_arch("cyclegan_resnet")
+    spec = gan_core.archs.get_arch("cyclegan_resnet")
     cfg = spec.config_cls(ngf=4, n_blocks=1)
     model = gan_core.GANModel("cyclegan_resnet", cfg, {"G": spec.build(cfg)["G"]})
     assert model.directions == ("A->B",)

@@ -23,10 +23,10 @@ import torch
 import torch.nn.functional as F
 
 import gan_core
-from gan_core.formats.stylegan2 import config_from_shapes
-from gan_core.models import get_arch
-from gan_core.models.stylegan2 import StyleGAN2Config, StyleGAN2Generator, layer_resolution
-from gan_core.models.upfirdn import upfirdn2d
+from gan_core.archs.stylegan2.public import config_from_shapes
+from gan_core.archs import get_arch
+from gan_core.archs.stylegan2.network import StyleGAN2Config, StyleGAN2Generator, layer_resolution
+from gan_core.archs.layers.upfirdn import upfirdn2d
 
 SHAPES = json.loads((Path(__file__).parent / "data" / "public_key_shapes_stylegan2.json").read_text())
 PUBLIC = {k: v for k, v in SHAPES.items() if not k.startswith("_")}

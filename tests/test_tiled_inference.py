@@ -5,8 +5,8 @@ import pytest
 import torch
 
 import gan_core
-from gan_core.models import get_arch
-from gan_core.tiling import tile_layout
+from gan_core.archs import get_arch
+from gan_core.infer.tiling import tile_layout
 
 
 def _model(arch: str, **cfg) -> gan_core.GANModel:

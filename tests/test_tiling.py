@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from gan_core.errors import GanAtelierError
-from gan_core.tiling import (TileOutOfMemoryError, default_overlap, downscale_for_stats,
+from gan_core.infer.tiling import (TileOutOfMemoryError, default_overlap, downscale_for_stats,
                              frozen_instance_norm, pad_to_multiple, run_with_oom_fallback,
                              tile_layout, tile_starts, tiled_apply)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..errors import DatasetError
-from ..images import check_image_batch, to_gray, to_rgb
+from ..images import check_image_batch, luma_nchw, to_gray, to_rgb
 from .folder import load_image_folder
 from .procedural import BUILTIN_DATASETS, make_builtin
 from .resize import fit_square
@@ -64,8 +64,7 @@ class ImageDataset:
             f = flips.to(x.device)
             x = torch.where(f.view(-1, 1, 1, 1), x.flip(-1), x)
         if self.channels == 1:
-            w = x.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
-            x = (x * w).sum(1, keepdim=True)
+            x = luma_nchw(x)
         return x
 
     def _float_table(self, device: torch.device | str) -> torch.Tensor | None:

@@ -32,6 +32,8 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..images import LUMA
+
 __all__ = [
     "BUILTIN_DATASETS",
     "MIN_SIZE",
@@ -51,7 +53,7 @@ MIN_SIZE = 8
 _PIXELS = f"an integer >= {MIN_SIZE} (pixels)"  # what size/height must be, for messages
 
 #: ITU-R BT.601 luma weights, used for ``channels=1``.
-_LUMA_601 = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+_LUMA_601 = np.array(LUMA, dtype=np.float32)
 
 Colour = tuple[float, float, float]
 StyleFn = Callable[[np.random.Generator, int, int], np.ndarray]

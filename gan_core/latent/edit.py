@@ -119,10 +119,10 @@ def style_mix(model: "GANModel", source: int | GANLatent, mix: int | GANLatent,
             f"{model.arch} generator takes one latent for the whole image")
     check_noise(noise)
     module = space.module
-    named = getattr(module, "style_layers", None)
-    if callable(named) and isinstance(layers, str):  # the module's own ranges (StyleGAN2)
+    own = space.io.style_mixing  # the module knows its own layer ranges (StyleGAN2)
+    if own and isinstance(layers, str):
         idx = sorted({i for name in layers.replace(",", "+").split("+")
-                      for i in named(name.strip())})
+                      for i in module.style_layers(name.strip())})
     else:
         idx = style_layer_indices(space.n_latent, layers, model.image_size)
     src, src_space = keyframes(space, [source], truncation)
@@ -131,7 +131,7 @@ def style_mix(model: "GANModel", source: int | GANLatent, mix: int | GANLatent,
         raise ValueError(f"mix: expected one seed or a one-code latent, got {len(other)} codes")
     src = space.to_space(src, src_space, "w+")
     other = space.to_space(other, other_space, "w+")
-    if callable(getattr(module, "mix_styles", None)):
+    if own:
         mixed = module.mix_styles(src, other, idx)
     else:
         mixed = src.clone()

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn.functional as F
 
-from ..images import check_image_batch, signed_to_comfy, to_rgb
+from ..images import check_image_batch, luma_nchw, signed_to_comfy, to_rgb
 from ..seeds import MAX_SEED, latents_for_seeds
 from .space import GANLatent, LatentSpace
 
@@ -152,9 +152,7 @@ class _Objective:
         return total, terms
 
 
-def _gray(x: torch.Tensor) -> torch.Tensor:
-    """[B, 3, H, W] -> [B, 1, H, W] with ITU-R 601 luma (as images.to_gray)."""
-    return (x * x.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+_gray = luma_nchw
 
 
 def _start_pool(work: LatentSpace, space: str, seed: int, count: int,

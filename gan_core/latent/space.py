@@ -1,11 +1,11 @@
 """One view of every generator's latent space, and the latent value that travels between nodes.
 
 Generators differ: DCGAN and the MLP GAN map a Gaussian z straight to an image; FastGAN adds
-per-layer noise; StyleGAN2 maps z to w through an MLP and takes one w per layer ("w+"). Modules
-that implement the shared latent protocol (`z_dim`, `w_dim`, `n_latent`, `map_z`, `synthesize`,
-StyleGAN2's `mean_latent`) say so themselves; `LatentSpace` supplies the obvious defaults for
-those that do not (w = z, one latent, synthesize = forward), so everything above it is written
-once for all architectures.
+per-layer noise; StyleGAN2 maps z to w through an MLP and takes one w per layer ("w+"). Each
+family states its protocol in its ArchSpec (gan_core.registry.LatentIO: dimensions, whether a
+mapping network exists, whether the module implements `map_z` / `synthesize`); `LatentSpace`
+supplies the obvious defaults for those that do not (w = z, one latent, synthesize =
+forward), so everything above it is written once for all architectures.
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Sequence
 import torch
 from torch import nn
 
+from ..atomic import atomic_write
 from ..images import signed_to_comfy
 from ..seeds import MAX_SEED, latents_for_seeds
 
@@ -115,9 +116,6 @@ class GANLatent:
         """Write as .safetensors (one tensor "latent"; space, arch and noise in the metadata)."""
         from safetensors.torch import save_file
 
-        # lazy: checkpoint imports the model, which imports this module
-        from ..checkpoint import atomic_write
-
         meta = {"format": _LATENT_FORMAT, "space": self.space, "arch": self.arch,
                 "noise": self.noise}
         tensor = self.tensor.clone().contiguous()
@@ -146,29 +144,29 @@ class GANLatent:
 class LatentSpace:
     """A GANModel's sampling module seen through the latent protocol, on one device.
 
-    `mapped` is True for generators with a mapping network (StyleGAN2, recognised by its
-    `mean_latent` or a `latent_avg` from a converted file): their images are steered in w.
-    For the others w is z, whose prior is N(0, I)."""
+    `mapped` is True for generators with a mapping network (StyleGAN2): their images are
+    steered in w. For the others w is z, whose prior is N(0, I)."""
 
     def __init__(self, model: "GANModel", device: torch.device | str | None = None):
+        io = model.latent_io
+        if io is None:
+            raise ValueError(f"this {model.arch} model is not a generator; it has no latent space")
         self.model = model
         self.module = model.module.eval()
         self.device = torch.device(device) if device is not None else model.device
         if self.device != model.device:
             self.module.to(self.device)  # as GANModel.generate always did: the model moves
-        m = self.module
-        self.protocol = callable(getattr(m, "synthesize", None))
-        self.z_dim = int(getattr(m, "z_dim", 0) or model.latent_dim)
-        self.w_dim = int(getattr(m, "w_dim", 0) or self.z_dim)
-        self.n_latent = int(getattr(m, "n_latent", 0) or 1)
-        self.mapped = (callable(getattr(m, "mean_latent", None))
-                       or getattr(m, "latent_avg", None) is not None)
+        self.io = io
+        self.protocol = io.synthesis
+        self.z_dim = io.z_dim
+        self.w_dim = io.code_dim
+        self.n_latent = io.n_latent
+        self.mapped = io.mapped
         self.arch = model.arch
 
     # ------------------------------------------------------------------ the protocol
     def map_z(self, z: torch.Tensor) -> torch.Tensor:
-        fn = getattr(self.module, "map_z", None)
-        return fn(z) if callable(fn) else z
+        return self.module.map_z(z) if self.protocol else z
 
     def synthesize(self, w: torch.Tensor, noise: str = "fixed",
                    generator: torch.Generator | None = None) -> torch.Tensor:

@@ -3,7 +3,7 @@ augmentation, EMA and the image pool."""
 from .augment import AUGMENTATIONS, diff_augment, parse_policy
 from .config import DenoiseTrainConfig, StyleTrainConfig, TrainConfig
 from .denoise_trainer import DenoiseTrainer, train_denoiser
-from .losses import LOSSES, RECON_LOSSES, d_loss, g_loss, r1_penalty, recon_loss
+from ..losses import LOSSES, RECON_LOSSES, d_loss, g_loss, r1_penalty, recon_loss
 from .style_trainer import StyleTrainer, train_style
 from .trainer import TrainCallbacks, Trainer, train
 

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..degrade import parse_recipe
-from ..models import list_archs
+from ..archs import default_arch, list_archs
 from .augment import parse_policy
-from .losses import LOSSES, RECON_LOSSES
+from ..losses import LOSSES, RECON_LOSSES
 
 
 class _PlainData:
@@ -27,7 +27,7 @@ class _PlainData:
 
 @dataclass
 class TrainConfig(_PlainData):
-    arch: str = "dcgan"
+    arch: str = field(default_factory=lambda: default_arch("gan"))
     size: int = 64
     channels: int | None = None  # None: the arch's default (1 for mlp, 3 otherwise)
     steps: int = 1000  # total steps; a resumed run continues up to this count
@@ -52,8 +52,8 @@ class TrainConfig(_PlainData):
     model: dict[str, Any] = field(default_factory=dict)  # extra arch config, e.g. {"ngf": 32}
 
     def validate(self) -> "TrainConfig":
-        if self.arch not in list_archs("generate", trainable=True):
-            raise ValueError(f"arch must be one of {list_archs('generate', trainable=True)}, got {self.arch!r}")
+        if self.arch not in list_archs(trainer="gan"):
+            raise ValueError(f"arch must be one of {list_archs(trainer='gan')}, got {self.arch!r}")
         for name in ("size", "steps", "batch", "r1_every", "preview_count"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -80,7 +80,7 @@ class DenoiseTrainConfig(_PlainData):
     fly by `noise`, a reconstruction loss plus `adv_weight` times a PatchGAN adversarial loss
     (0: plain regression, the discriminator is not trained)."""
 
-    arch: str = "unet_denoiser"
+    arch: str = field(default_factory=lambda: default_arch("denoise"))
     size: int = 64  # crop size in px; dataset images at least this large are cropped randomly
     channels: int | None = None  # None: the arch's default (3)
     noise: str = "gaussian:5-50"  # degradation recipe (gan_core.parse_recipe)
@@ -104,8 +104,8 @@ class DenoiseTrainConfig(_PlainData):
     model: dict[str, Any] = field(default_factory=dict)  # arch config, e.g. {"width": 16}
 
     def validate(self) -> "DenoiseTrainConfig":
-        if self.arch not in list_archs("denoise"):
-            raise ValueError(f"arch must be one of {list_archs('denoise')}, got {self.arch!r}")
+        if self.arch not in list_archs(trainer="denoise"):
+            raise ValueError(f"arch must be one of {list_archs(trainer='denoise')}, got {self.arch!r}")
         for name in ("size", "steps", "batch", "preview_count"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -137,7 +137,7 @@ class StyleTrainConfig(_PlainData):
     weight), an image pool of 50, Adam 2e-4 / (0.5, 0.999), batch 1, and a learning rate that
     stays constant for the first `decay_start` of the steps, then falls linearly to zero."""
 
-    arch: str = "cyclegan_resnet"
+    arch: str = field(default_factory=lambda: default_arch("style"))
     size: int = 128  # crop size in px (a multiple of 4)
     steps: int = 2000  # total steps; a resumed run continues up to this count
     batch: int = 1
@@ -160,9 +160,9 @@ class StyleTrainConfig(_PlainData):
     model: dict[str, Any] = field(default_factory=dict)  # e.g. {"ngf": 32, "n_blocks": 6}
 
     def validate(self) -> "StyleTrainConfig":
-        if self.arch != "cyclegan_resnet":
-            raise ValueError(f"arch must be 'cyclegan_resnet' (the style trainer trains "
-                             f"CycleGANs), got {self.arch!r}")
+        if self.arch not in list_archs(trainer="style"):
+            raise ValueError(f"arch must be one of {list_archs(trainer='style')} (the style "
+                             f"trainer trains CycleGANs), got {self.arch!r}")
         for name in ("size", "steps", "batch", "preview_count"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")

@@ -28,23 +28,15 @@ from ..degrade import degrade_nchw, parse_recipe
 from ..device import make_adam, resolve_device
 from ..images import make_grid, to_rgb
 from ..model import GANModel, ResumeState
-from ..models import get_arch
+from ..archs import get_arch
 from ..version import __version__
 from .config import DenoiseTrainConfig
 from .ema import make_ema
 from .loop import (TrainCallbacks, TrainLoop, check_resume, load_ema, load_optimizers,
                    load_weights, match_moment_layouts)
-from .losses import d_loss, g_loss, recon_loss
+from ..losses import d_loss, g_loss, recon_loss
 
 __all__ = ["DenoiseTrainer", "train_denoiser"]
-
-# How each denoising arch is told its image channels.
-_CHANNEL_FIELDS = {
-    "unet_denoiser": lambda c: {"channels": c},
-    "dncnn": lambda c: {"in_nc": c, "out_nc": c},
-    "drunet": lambda c: {"in_nc": c + 1, "out_nc": c},
-}
-
 
 def _psnr(pred: torch.Tensor, target: torch.Tensor) -> float:
     mse = float((pred.clamp(0.0, 1.0) - target).pow(2).mean())
@@ -65,9 +57,11 @@ class DenoiseTrainer(TrainLoop):
             check_resume(resume, config.arch)
             self.model_cfg = resume.config
         else:
-            channels = config.channels or 3
-            defaults = _CHANNEL_FIELDS.get(config.arch, lambda c: {})(channels)
+            recipe = self.spec.training
+            channels = config.channels or recipe.default_channels
+            defaults = recipe.channel_config(channels) if recipe.channel_config else {}
             self.model_cfg = self.spec.config_cls(**{**defaults, **config.model})
+        io = self.spec.image_io(self.model_cfg)
 
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
@@ -75,11 +69,11 @@ class DenoiseTrainer(TrainLoop):
         self.G, self.D = parts["G"], parts.get("D")
         if config.adv_weight > 0 and self.D is None:
             raise ValueError(f"{config.arch} has no discriminator; train it with adv_weight 0")
-        self.channels = int(self.G.image_channels)
-        self.takes_sigma = bool(getattr(self.G, "takes_noise_level", False))
+        self.channels = io.channels
+        self.takes_sigma = io.noise_level_input
         self.conditional = self.D is not None and (
             self.D.cfg.input_nc == 2 * self.channels)
-        mult = max(int(getattr(self.G, "size_multiple", 1)), int(getattr(self.G, "min_size", 1)))
+        mult = io.pad_multiple
         if config.size % mult:
             raise ValueError(f"size must be a multiple of {mult} for this {config.arch} model, "
                              f"got {config.size}")
@@ -97,10 +91,10 @@ class DenoiseTrainer(TrainLoop):
         self.trained = {"G": self.G} if self.D is None else {"G": self.G, "D": self.D}
         if resume is not None:
             self.step_count = load_weights(resume, self.trained, self.gen, self.history)
-        # channels_last pays for conv nets on CPUs (oneDNN) as on GPUs: G forward + backward
-        # 0.114 -> 0.083 s (width 16, 64 px, batch 16, 2 CPU threads).
+        # "auto": on the device types where the family measured a gain (its TrainingRecipe).
         self.memory_format = (torch.channels_last if config.channels_last == "on" or (
-            config.channels_last == "auto" and self.device.type in ("cpu", "cuda"))
+            config.channels_last == "auto"
+            and self.device.type in self.spec.training.channels_last)
             else torch.contiguous_format)
         for m in self.trained.values():
             m.to(self.device, memory_format=self.memory_format).train()

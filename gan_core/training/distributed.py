@@ -37,7 +37,6 @@ from typing import Iterator, Mapping
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch import nn
 
 from ..device import resolve_device

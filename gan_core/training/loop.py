@@ -23,7 +23,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ..checkpoint import load_state_strict, save
+from ..io import save
+from ..statedict import load_state_strict
 from ..errors import NonFiniteLossError
 from ..model import GANModel, ResumeState
 from . import distributed

@@ -28,13 +28,13 @@ from ..data.crops import CropSource
 from ..device import amp_dtype, make_adam, resolve_device
 from ..images import make_grid, signed_to_comfy
 from ..model import GANModel, ResumeState
-from ..models import get_arch
+from ..archs import get_arch
 from ..version import __version__
 from .augment import diff_augment, parse_policy
 from .config import StyleTrainConfig
 from .loop import (TrainCallbacks, TrainLoop, check_resume, load_optimizers, load_weights,
                    match_moment_layouts)
-from .losses import d_loss, g_loss
+from ..losses import d_loss, g_loss
 from .pool import ImagePool
 
 __all__ = ["StyleTrainer", "train_style"]
@@ -81,10 +81,10 @@ class StyleTrainer(TrainLoop):
             for name, pool in self.pools.items():
                 pool.load(resume.resume.buffers.get(f"pool_{name}", torch.zeros(0)), self.device)
         self.policy = parse_policy(config.augment)
-        # channels_last: measured on the 2-core CPU with ngf 32 at 128 px it made the step
-        # slower (reflection padding and instance norm run as NCHW); CUDA gains from it.
+        # "auto": on the device types where the family measured a gain (its TrainingRecipe).
         self.memory_format = (torch.channels_last if config.channels_last == "on" or (
-            config.channels_last == "auto" and self.device.type == "cuda")
+            config.channels_last == "auto"
+            and self.device.type in self.spec.training.channels_last)
             else torch.contiguous_format)
         for m in self.nets.values():
             m.to(self.device, memory_format=self.memory_format).train()

@@ -26,32 +26,18 @@ from ..data import ImageDataset
 from ..device import amp_dtype, make_adam, resolve_device
 from ..images import make_grid, signed_to_comfy
 from ..model import GANModel, ResumeState
-from ..models import get_arch
+from ..archs import get_arch
 from ..seeds import latents_for_seeds
 from ..version import __version__
 from . import distributed
 from .augment import diff_augment, parse_policy
 from .config import TrainConfig
 from .ema import make_ema
-from .fastgan_step import fastgan_step
 from .loop import (TrainCallbacks, TrainLoop, check_resume, load_ema, load_optimizers,
                    load_weights, match_moment_layouts)
-from .losses import d_loss, g_loss, r1_penalty
+from .objective import StandardGANObjective
 
 __all__ = ["TrainCallbacks", "Trainer", "train"]
-
-_CONV_ARCHS = ("dcgan",)
-# Archs with their own iteration (a module each); Trainer.step hands the whole step over.
-_ARCH_STEPS = {"fastgan": fastgan_step}
-# What those steps train with, whatever cfg.loss says (recorded in the checkpoint's summary).
-_ARCH_LOSSES = {"fastgan": "fastgan (hinge with U(0.8,1) targets + reconstruction)"}
-# channels_last "auto" on CUDA only: no gain for FastGAN on a CPU (benchmarks/train_throughput.py
-# --arch fastgan, 1 thread: 0.93x the plain loop with it, 1.01x without).
-_CUDA_CHANNELS_LAST_ARCHS = ("fastgan",)
-# Discriminators that treat each image on its own (no BatchNorm, no minibatch statistics): real
-# and fake go through them as one batch, the same maths in one pass instead of two (larger
-# matmuls, one weight-gradient product each): +4-7% for the MLP GAN on a CPU.
-_PER_IMAGE_D_ARCHS = ("mlp",)
 
 
 class Trainer(TrainLoop):
@@ -65,14 +51,16 @@ class Trainer(TrainLoop):
         self.device = distributed.process_device(resolve_device(config.device))
         self.amp = amp_dtype(self.device, config.amp)
         self.spec = get_arch(config.arch)
+        self.recipe = self.spec.training
         if resume is not None:
             self._check_resume(resume)
             self.model_cfg = resume.config
         else:
             defaults = {"image_size": config.size}
-            if config.channels is not None:
-                defaults["channels"] = config.channels
+            if config.channels is not None and self.recipe.channel_config is not None:
+                defaults.update(self.recipe.channel_config(config.channels))
             self.model_cfg = self.spec.config_cls(**{**defaults, **config.model})
+        self.latent = self.spec.latent_io(self.model_cfg)
         channels = self.model_cfg.channels
         # A private copy, made outside inference mode, so autograd can use it.
         self.data = replace(dataset, images=dataset.images.clone(), channels=channels)
@@ -80,14 +68,9 @@ class Trainer(TrainLoop):
             raise ValueError(f"dataset images are {self.data.size} px but the model makes "
                              f"{self.model_cfg.image_size} px")
         self.policy = parse_policy(config.augment)
-        # channels_last pays for conv nets on CPUs too (oneDNN), forward and backward:
-        # benchmarks/train_throughput.py, dcgan 64 px: +20% on an AVX-512 EPYC; BENCHMARKS.md
-        # has +7% for the plain loop on an AVX2 Zen 3.
-        self.channels_last = (config.channels_last == "on" or (
-            config.channels_last == "auto" and self.device.type in ("cuda", "cpu")
-            and config.arch in _CONV_ARCHS) or (
-            config.channels_last == "auto" and self.device.type == "cuda"
-            and config.arch in _CUDA_CHANNELS_LAST_ARCHS))
+        # "auto": on the device types where the family measured a gain (its TrainingRecipe).
+        self.channels_last = config.channels_last == "on" or (
+            config.channels_last == "auto" and self.device.type in self.recipe.channels_last)
 
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
@@ -101,7 +84,8 @@ class Trainer(TrainLoop):
         if resume is not None:
             self._load_weights(resume)
         self.memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
-        self.one_d_pass = config.arch in _PER_IMAGE_D_ARCHS
+        self.objective = (self.recipe.objective() if self.recipe.objective is not None
+                          else StandardGANObjective(config.loss, self.recipe.joint_d_pass))
         self.G.to(self.device, memory_format=self.memory_format).train()
         self.D.to(self.device, memory_format=self.memory_format).train()
         self.ema = make_ema(self.G, config.ema_decay)
@@ -165,7 +149,7 @@ class Trainer(TrainLoop):
         way whatever the process count: a checkpoint's RNG state resumes with any count."""
         cfg = self.cfg
         real = self.data.sample(cfg.batch, self.gen, self.device)
-        z = torch.randn(cfg.batch, self.model_cfg.latent_dim, generator=self.gen)
+        z = torch.randn(cfg.batch, self.latent.z_dim, generator=self.gen)
         if self.world_size > 1:
             real, z = real[self.rows], z[self.rows]
         return real.contiguous(memory_format=self.memory_format), z.to(self.device)
@@ -175,51 +159,35 @@ class Trainer(TrainLoop):
         process records, reports and checks the same numbers; unchanged in one process."""
         return distributed.mean_over_ranks(values) if self.world_size > 1 else values
 
+    def global_rows(self, *shape: int, normal: bool) -> torch.Tensor:
+        """Random numbers for the whole global batch (first dim cfg.batch) from the trainer's
+        generator, this process's rows: the same draws at any process count."""
+        draw = torch.randn if normal else torch.rand
+        return draw(self.cfg.batch, *shape, generator=self.gen)[self.rows]
+
     # ------------------------------------------------------------------ one iteration
-    def _autocast(self):
+    def autocast(self):
         if self.amp is None:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp)
 
-    def _aug(self, x: torch.Tensor) -> torch.Tensor:
+    def augment(self, x: torch.Tensor) -> torch.Tensor:
         """DiffAugment of this process's rows, with parameters drawn for the global batch."""
         if not self.policy:
             return x
         return diff_augment(x, self.policy, self.gen, (self.rank, self.world_size))
 
     def step(self) -> dict[str, float]:
-        if self.cfg.arch in _ARCH_STEPS:
-            return _ARCH_STEPS[self.cfg.arch](self)
-        cfg = self.cfg
-        real, z = self.sample_batch()
-        do_r1 = cfg.r1_gamma > 0 and self.step_count % cfg.r1_every == 0
-
-        # Discriminator: real up, fake down; G's output is reused for the G step below.
+        """One iteration: the objective's D phase and D's update, then (D frozen, so no weight
+        gradients are made for it) its G phase and G's update, EMA and history."""
         self.D.requires_grad_(True)
-        with self._autocast():
-            fake = self.g_fwd(z)
-            if do_r1:
-                real.requires_grad_(True)
-            if self.one_d_pass:
-                both = torch.cat([self._aug(real), self._aug(fake.detach())])
-                real_logits, fake_logits = self.d_fwd(both).split(len(real))
-            else:
-                real_logits = self.d_fwd(self._aug(real))
-                fake_logits = self.d_fwd(self._aug(fake.detach()))
-            loss_d = d_loss(cfg.loss, real_logits.float(), fake_logits.float())
-        values = {"loss_d": loss_d.item()}
-        total_d = loss_d
-        if do_r1:
-            r1 = r1_penalty(real, real_logits)
-            total_d = loss_d + r1 * (cfg.r1_gamma * 0.5 * cfg.r1_every)
-            values["r1"] = r1.item()
+        total_d, values = self.objective.d_phase(self)
         values = self.mean_losses(values)
         self.update_d(values, total_d)
-
-        # Generator against the updated D, which is frozen so no weight gradients are made for it.
         self.D.requires_grad_(False)
-        with self._autocast():
-            loss_g = g_loss(cfg.loss, self.d_frozen(self._aug(fake)).float())
+        loss_g, extra = self.objective.g_phase(self)
+        if extra:
+            values.update(self.mean_losses(extra))
         return self.update_g(values, loss_g)
 
     def update_d(self, values: dict[str, float], total_d: torch.Tensor) -> None:
@@ -254,11 +222,10 @@ class Trainer(TrainLoop):
         """The EMA generator's images for seeds 0..N-1 as one IMAGE grid [1,H,W,3]; the same
         seeds `generate` uses, so the preview shows what the user will get."""
         net = self.ema.module.eval()
-        z = latents_for_seeds(range(self.cfg.preview_count), self.model_cfg.latent_dim)
+        z = latents_for_seeds(range(self.cfg.preview_count), self.latent.z_dim).to(self.device)
         # Generators with the latent protocol (FastGAN: a list of outputs, noise inputs) sample
         # as generate() does: main image, fixed noise.
-        synth = getattr(net, "synthesize", None)
-        out = synth(z.to(self.device)) if synth is not None else net(z.to(self.device))
+        out = net.synthesize(net.map_z(z)) if self.latent.synthesis else net(z)
         imgs = signed_to_comfy(out.float())
         self.last_preview = make_grid(imgs)
         return self.last_preview
@@ -269,7 +236,7 @@ class Trainer(TrainLoop):
         training = {
             "steps": self.step_count, "seed": cfg.seed, "image_size": self.model_cfg.image_size,
             "dataset": self.data.name, "dataset_size": len(self.data), "batch": cfg.batch,
-            "loss": _ARCH_LOSSES.get(cfg.arch, cfg.loss), "augment": cfg.augment,
+            "loss": self.objective.label, "augment": cfg.augment,
             "r1_gamma": cfg.r1_gamma,
             "final_losses": {k: v[-1] for k, v in self.history.items() if v},
             "gan_core_version": __version__, "device": self.device.type,

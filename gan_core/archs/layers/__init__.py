@@ -1,0 +1,1 @@
+"""Building blocks shared by several families (no family of its own: defines no SPECS)."""

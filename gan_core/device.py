@@ -16,9 +16,22 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     return torch.device(device)
 
 
+AMP_MODES = ("auto", "off", "bf16", "fp16")
+CHANNELS_LAST_MODES = ("auto", "on", "off")
+
+
+def check_amp(amp: str | bool) -> str | bool:
+    """An AMP setting this module understands, else a ValueError naming the choices."""
+    if amp not in (*AMP_MODES, True, False, "none", "fp32", "float16", "bfloat16"):
+        raise ValueError(f"amp must be one of {AMP_MODES}, got {amp!r}")
+    return amp
+
+
 def amp_dtype(device: torch.device, amp: str | bool) -> torch.dtype | None:
     """Autocast dtype, or None for fp32. "auto" enables AMP on CUDA only: bf16 autocast on
-    CPUs without bf16 units is several times slower than fp32 (BENCHMARKS.md)."""
+    CPUs without bf16 units is several times slower than fp32 (BENCHMARKS.md). "bf16" on a
+    CUDA device without bf16 support falls back to fp16 with a gradient scaler."""
+    check_amp(amp)
     if amp in (False, "off", "none", "fp32"):
         return None
     if device.type != "cuda":

@@ -9,6 +9,8 @@ the same image size, set sizes and settings.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -110,3 +112,54 @@ def sliced_wasserstein(images_a: torch.Tensor, images_b: torch.Tensor, levels: i
         result[f"{band_a.shape[-1]}px"] = 1e3 * _sliced_distance(da, db, directions, repeats, gen)
     result["mean"] = sum(result.values()) / len(result)
     return result
+
+
+# --------------------------------------------------------------------------- image measures
+# The one definition of PSNR and SSIM in gan_core (inversion, training logs, tests).
+
+def _window(channels: int, size: int, sigma: float, like: torch.Tensor) -> torch.Tensor:
+    x = torch.arange(size, dtype=like.dtype, device=like.device) - (size - 1) / 2
+    g = torch.exp(-x * x / (2 * sigma * sigma))
+    g = g / g.sum()
+    return (g[:, None] * g[None, :]).expand(channels, 1, size, size).contiguous()
+
+
+def ssim(x: torch.Tensor, y: torch.Tensor, window: int = 7, sigma: float = 1.5) -> torch.Tensor:
+    """Mean SSIM per image of [B, C, H, W] batches in [0, 1] (Gaussian window, reflect
+    padding so small images keep every pixel)."""
+    c = x.shape[1]
+    size = min(window, x.shape[-1], x.shape[-2]) | 1
+    if size > min(x.shape[-1], x.shape[-2]):
+        size -= 2
+    k = _window(c, max(1, size), sigma, x)
+    pad = k.shape[-1] // 2
+
+    def blur(t: torch.Tensor) -> torch.Tensor:
+        if pad:
+            t = F.pad(t, (pad, pad, pad, pad), mode="reflect")
+        return F.conv2d(t, k, groups=c)
+
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    mx, my = blur(x), blur(y)
+    sxx, syy, sxy = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
+    s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
+    return s.flatten(1).mean(1)
+
+
+def pyramid_ssim(x: torch.Tensor, y: torch.Tensor, levels: int = 4) -> torch.Tensor:
+    """SSIM averaged over an average-pooled image pyramid (halving until 8 px or `levels`
+    scales), per image. Not Wang et al.'s MS-SSIM (which weights contrast and structure per
+    scale and luminance at the coarsest only): the plain mean the inversion loss uses."""
+    scores = []
+    for _ in range(levels):
+        scores.append(ssim(x, y))
+        if min(x.shape[-2:]) < 16:
+            break
+        x, y = F.avg_pool2d(x, 2), F.avg_pool2d(y, 2)
+    return torch.stack(scores).mean(0)
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Peak signal-to-noise ratio in dB of two images in [0, 1]."""
+    mse = (a.float() - b.float()).pow(2).mean().item()
+    return float("inf") if mse == 0 else 10.0 * math.log10(1.0 / mse)

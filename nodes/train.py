@@ -5,9 +5,19 @@ from __future__ import annotations
 
 from .. import gan_core
 from . import bridge
-from .training_common import NONE, files_changed_key, load_resume, run_training
-AUGMENT_CHOICES = ["auto", "none", "translation", "color,translation", "color,translation,cutout"]
+from .training_common import (AUGMENT_CHOICES, NONE, files_changed_key, load_resume,
+                              run_training)
+
 DEFAULT_ARCH = gan_core.default_arch("gan")
+
+
+def _families(what) -> str:
+    """'a: ...; b: ...' over the families the GAN trainer trains, for a tooltip."""
+    return "; ".join(f"{a}: {what(gan_core.get_arch(a))}" for a in gan_core.list_archs(trainer="gan"))
+
+
+def _profile_value(key: str, fallback: str):
+    return lambda spec: spec.training.profile("cpu").get(key, fallback)
 
 
 def _augment_policy(arch: str, choice: str) -> str:
@@ -51,34 +61,37 @@ class GANAtelierTrain:
         return {
             "required": {
                 "arch": (gan_core.list_archs(trainer="gan"), {"default": DEFAULT_ARCH,
-                         "tooltip": "dcgan: convolutional, RGB, 32-256 px. mlp: the classic fully "
-                                    "connected GAN, best at 28 px grayscale. fastgan: few-shot "
-                                    "GAN (100 images are enough), 256/512/1024 px; much heavier, "
-                                    "meant for a GPU."}),
+                         "tooltip": _families(lambda spec: spec.description)}),
                 "builtin_dataset": (list(gan_core.BUILTIN_DATASETS), {
                     "tooltip": "procedural art used when neither images nor folder is given"}),
                 "resolution": ("INT", {"default": 32, "min": 8, "max": 1024, "step": 4,
-                               "tooltip": "training size in px; dcgan needs a power of two "
-                                          "(32, 64, 128, 256), fastgan 256, 512 or 1024"}),
+                               "tooltip": "training size in px; each family trains at its own "
+                                          "sizes (checked when you queue). Their CPU settings: "
+                                          + _families(_profile_value("size", "any"))}),
                 "width": ("INT", {"default": 64, "min": 4, "max": 512, "step": 4,
-                          "tooltip": "dcgan / fastgan base width (filters of G and D, ngf = "
-                                     "ndf): 64 is both papers', 32 trains about twice as fast on "
-                                     "a CPU; ignored by mlp"}),
+                          "tooltip": "base width (filters of G and D, ngf = ndf) of the families "
+                                     "that have one: 64 is the papers', 32 trains about twice as "
+                                     "fast on a CPU; ignored by the others. "
+                                     + _families(lambda spec: ", ".join(spec.training.width_fields)
+                                                 or "no width")}),
                 "steps": ("INT", {"default": 300, "min": 1, "max": 1_000_000,
                           "tooltip": "total training steps (one D and one G update each); a "
                                      "resumed run continues up to this count"}),
                 "batch_size": ("INT", {"default": 32, "min": 1, "max": 1024,
-                               "tooltip": "images per step; 32-64 for dcgan, 128 for mlp"}),
+                               "tooltip": "images per step; the CPU settings: "
+                                          + _families(_profile_value("batch", "any"))}),
                 "learning_rate": ("FLOAT", {"default": 2e-4, "min": 1e-6, "max": 0.1, "step": 1e-5,
                                   "round": False, "tooltip": "Adam learning rate of G and D"}),
                 "loss": (list(gan_core.LOSSES), {"default": "bce",
                          "tooltip": "bce: non-saturating logistic loss; hinge: margin loss, "
-                                    "often steadier; lsgan: least squares. fastgan ignores it "
-                                    "(its own hinge loss with random targets)"}),
+                                    "often steadier; lsgan: least squares. Families with an "
+                                    "objective of their own ignore it (FastGAN: hinge with "
+                                    "random targets)"}),
                 "augmentation": (AUGMENT_CHOICES, {"default": "auto",
                                  "tooltip": "DiffAugment applied to real and fake images alike; "
                                             "use it when you have fewer than ~1000 images. auto: "
-                                            "color,translation for fastgan, none otherwise"}),
+                                            "each family's usual policy: "
+                                            + _families(_profile_value("augment", "none"))}),
                 "r1_gamma": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 100.0, "step": 0.1,
                              "tooltip": "R1 gradient penalty on real images (0 = off); try 0.1-10 "
                                         "if training collapses"}),

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from .. import gan_core
 from . import bridge
-from .train import AUGMENT_CHOICES
-from .training_common import NONE, files_changed_key, load_resume, run_training
+from .training_common import (AUGMENT_CHOICES, NONE, files_changed_key, load_resume,
+                              run_training)
 
 # Built-in content is rendered at this many times the crop size (at least BUILTIN_MIN_SIDE),
 # a built-in painting at STYLE_SIDE: large enough for crops at every scale.

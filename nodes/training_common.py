@@ -9,6 +9,8 @@ from .. import gan_core
 from . import bridge
 
 NONE = "none"
+# The augmentation widget of the training nodes ("auto": each family's usual policy).
+AUGMENT_CHOICES = ["auto", "none", "translation", "color,translation", "color,translation,cutout"]
 
 
 def files_changed_key(folder: str = "", resume: str = NONE) -> str:

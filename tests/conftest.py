@@ -152,3 +152,15 @@ def node_env(comfy, pack, tmp_path, core_single_thread):
     mm.interrupt_current_processing(False)
     yield fp, mm, calls
     utils.set_progress_bar_global_hook(None)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `gpu` need CUDA: skipped (with the reason) on a torch without it."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device (this torch has none)")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

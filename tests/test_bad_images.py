@@ -106,6 +106,7 @@ def test_one_pixel_images_are_processed(arch, cfg, channels):
     assert torch.allclose(half, 0.5 * out + 0.5 * img, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_one_pixel_images_as_training_data(tmp_path, core_config):
     one = torch.tensor([[[[0.2, 0.4, 0.6]]]])
     data = gan_core.from_images(one.expand(4, 1, 1, 3), 8)

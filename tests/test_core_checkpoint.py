@@ -214,7 +214,7 @@ def test_failed_save_keeps_the_previous_checkpoint(core_trained, tmp_path, monke
     """Disk full half-way through gan_core.save: the old checkpoint survives, no debris."""
     import errno
 
-    from gan_core.io import checkpoint, pickles
+    from gan_core.io import checkpoint
 
     model, path = core_trained
     target = _copy(path, tmp_path)

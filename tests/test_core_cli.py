@@ -47,6 +47,8 @@ def cli_model(tmp_path_factory):
 
 # --------------------------------------------------------------------------- datasets
 
+@pytest.mark.subprocess
+@pytest.mark.slow
 def test_datasets_prints_one_name_per_line():
     proc = _run_module("datasets")
     assert proc.returncode == 0, proc.stderr
@@ -182,6 +184,8 @@ def test_info_prints_json(cli_model, capsys):
     assert info["arch"] == "dcgan" and info["training"]["steps"] == 3
 
 
+@pytest.mark.subprocess
+@pytest.mark.slow
 def test_info_via_the_module_entry_point(cli_model):
     proc = _run_module("info", str(cli_model))
     assert proc.returncode == 0, proc.stderr
@@ -190,6 +194,8 @@ def test_info_via_the_module_entry_point(cli_model):
 
 # --------------------------------------------------------------------------- errors
 
+@pytest.mark.subprocess
+@pytest.mark.slow
 def test_missing_data_exits_2_with_an_error_line(tmp_path):
     proc = _run_module("train", "--data", "nonexistent", "--steps", "1",
                        "--out", str(tmp_path / "x.safetensors"), cwd=tmp_path)

@@ -139,6 +139,7 @@ def _colour_distance(images: torch.Tensor, reference: torch.Tensor, bins: int = 
     return total / 3
 
 
+@pytest.mark.slow
 def test_short_training_moves_colours_toward_the_data(core_config):
     """Mondrian pictures are mostly white with black lines and saturated primaries; an
     untrained DCGAN paints flat mid-gray. A few seconds of training must move the colour
@@ -311,3 +312,14 @@ def test_non_finite_loss_on_the_first_step_writes_nothing(core_dataset, core_con
     assert not path.exists()
     assert list(tmp_path.iterdir()) == []
 
+
+
+@pytest.mark.parametrize("make", [gan_core.TrainConfig, gan_core.DenoiseTrainConfig,
+                                  gan_core.StyleTrainConfig])
+def test_speed_options_are_validated_not_guessed(make):
+    """A typo in amp or channels_last is an error naming the choices, never a silent bf16."""
+    with pytest.raises(ValueError, match="amp must be one of"):
+        make(amp="fp8").validate()
+    with pytest.raises(ValueError, match="channels_last must be one of"):
+        make(channels_last="yes").validate()
+    make(amp="off", channels_last="off").validate()

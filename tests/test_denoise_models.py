@@ -103,6 +103,7 @@ def test_registry_builders():
             DRUNetConfig(**bad)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("label", sorted(PUBLIC))
 def test_public_file_is_recognised(tmp_path, label):
     entry = PUBLIC[label]

@@ -67,6 +67,7 @@ def test_unet_denoiser_follows_the_denoise_protocol():
 
 # --------------------------------------------------------------------------- learning
 
+@pytest.mark.slow
 def test_short_training_lowers_the_loss_and_denoises_held_out_images():
     """A few seconds on built-in Mondrians with gaussian:25 must beat the noisy input on
     pictures the model never saw (another seed of the dataset)."""

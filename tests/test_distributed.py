@@ -101,6 +101,7 @@ def cli_single():
     return cfg, data, gan_core.train(cfg, data)
 
 
+@pytest.mark.slow
 def test_cli_run_writes_one_checkpoint_and_prints_once(cli_run):
     proc, out = cli_run
     files = sorted(p.name for p in out.parent.iterdir())
@@ -115,6 +116,7 @@ def test_cli_run_writes_one_checkpoint_and_prints_once(cli_run):
         "loss_d": 10, "loss_g": 10, "r1": 1}
 
 
+@pytest.mark.slow
 def test_cli_run_matches_one_process_with_the_same_global_batch(cli_run, cli_single):
     _, out = cli_run
     cfg, _, single = cli_single
@@ -143,6 +145,8 @@ def test_resume_in_one_process_continues_the_curve(cli_run, cli_single):
     assert torch.allclose(resumed.generate("0-7"), single.generate("0-7"), atol=1e-4)
 
 
+@pytest.mark.subprocess
+@pytest.mark.slow
 def test_cli_error_under_torchrun_ends_every_process(tmp_path):
     """An error in every process (here an uneven global batch) is reported and each process
     leaves the process group and exits (no hang), with nothing written."""
@@ -165,6 +169,8 @@ def worker_run(tmp_path_factory):
     return out_dir, reports
 
 
+@pytest.mark.subprocess
+@pytest.mark.slow
 def test_worker_ranks_and_callbacks(worker_run):
     out_dir, (r0, r1) = worker_run
     assert (r0["rank"], r0["is_main"], r1["rank"], r1["is_main"]) == (0, True, 1, False)
@@ -177,6 +183,7 @@ def test_worker_ranks_and_callbacks(worker_run):
     assert not [p for p in out_dir.iterdir() if p.name.endswith(".tmp")]
 
 
+@pytest.mark.subprocess
 def test_cross_process_batchnorm_is_global_batchnorm(worker_run):
     """Forward, input and weight gradients and running statistics of the 2-process
     BatchNorm equal BatchNorm2d over the whole batch (rounding only)."""
@@ -184,6 +191,7 @@ def test_cross_process_batchnorm_is_global_batchnorm(worker_run):
         assert all(v < 1e-5 for v in report["batchnorm"].values()), report["batchnorm"]
 
 
+@pytest.mark.subprocess
 def test_mlp_matches_one_process(worker_run):
     out_dir, _ = worker_run
     w = _worker_module()
@@ -197,6 +205,8 @@ def test_mlp_matches_one_process(worker_run):
     assert on_disk.resume.history == ddp["history"]
 
 
+@pytest.mark.subprocess
+@pytest.mark.slow
 def test_fastgan_step_matches_one_process(worker_run):
     """FastGAN's own per-step draws (noise maps, hinge targets, the quarter) follow the global
     batch too: its first step under 2 processes equals one process's to rounding."""
@@ -208,6 +218,7 @@ def test_fastgan_step_matches_one_process(worker_run):
         assert abs(r0["fastgan"]["history"][key][0] - values[0]) < 1e-4, key
 
 
+@pytest.mark.subprocess
 def test_a_stop_on_one_process_stops_all_after_the_same_step(worker_run):
     out_dir, reports = worker_run
     for r in reports:
@@ -216,6 +227,7 @@ def test_a_stop_on_one_process_stops_all_after_the_same_step(worker_run):
     assert gan_core.load(out_dir / "stop.safetensors").resume.step == 3
 
 
+@pytest.mark.subprocess
 def test_uneven_global_batch_is_refused(worker_run):
     for r in worker_run[1]:
         assert "batch 5 cannot be split evenly across 2 processes" in r["uneven"]
@@ -239,6 +251,7 @@ def test_single_process_helpers_without_a_group():
     distributed.barrier()  # nothing to wait for
 
 
+@pytest.mark.subprocess
 def test_env_from_torchrun():
     assert distributed.env_from_torchrun({}) is None
     env = distributed.env_from_torchrun({"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1",
@@ -254,6 +267,7 @@ def test_env_from_torchrun():
                                        "MASTER_ADDR": "h", "MASTER_PORT": "1"})
 
 
+@pytest.mark.subprocess
 def test_session_is_a_no_op_outside_torchrun(monkeypatch):
     for key in distributed.TORCHRUN_VARS:
         monkeypatch.delenv(key, raising=False)
@@ -309,6 +323,7 @@ def test_stop_handler_takes_sigterm_when_asked():
     assert signal.getsignal(signal.SIGTERM) is previous
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("command", ["train-style", "train-denoise"])
 def test_other_trainers_refuse_torchrun(monkeypatch, capsys, command):
     monkeypatch.setenv("WORLD_SIZE", "2")

@@ -281,6 +281,7 @@ def test_mutated_pickle_inside_a_valid_zip(data):
     load_or_refuse(out.getvalue(), ".pth")
 
 
+@pytest.mark.slow
 @_settings
 @given(st.data())
 def test_namespace_attributes_of_any_value(data):

@@ -280,7 +280,7 @@ def test_inverting_the_models_own_image_reaches_a_high_psnr(dcgan):
     assert result.latent.space == "z" and result.latent.tensor.shape == (1, 16)
     assert result.image.shape == (1, 32, 32, 3)
     again = gan_core.generate_from_latent(dcgan, result.latent)
-    assert gan_core.latent.psnr(again, target) > 35
+    assert gan_core.metrics.psnr(again, target) > 35
     assert all(torch.equal(weights[k], v) for k, v in dcgan.module.state_dict().items())
     assert all(p.grad is None for p in dcgan.module.parameters())
 
@@ -347,8 +347,8 @@ def test_inversion_errors_name_the_input(dcgan):
         gan_core.invert(dcgan, torch.rand(1, 32, 32, 3), steps=1, space="s")
 
 
-def test_ms_ssim_is_one_for_equal_images_and_drops_with_noise():
-    from gan_core.latent import ms_ssim
+def test_pyramid_ssim_is_one_for_equal_images_and_drops_with_noise():
+    from gan_core.metrics import pyramid_ssim as ms_ssim
 
     x = torch.rand(2, 3, 32, 32)
     assert torch.allclose(ms_ssim(x, x), torch.ones(2), atol=1e-5)

@@ -154,6 +154,8 @@ def _spec(arch: str, cfg: dict, size: int, batch: int = 1, tile: int | None = No
     return dict(arch=arch, cfg=cfg, size=size, batch=batch, tile=tile)
 
 
+@pytest.mark.subprocess
+@pytest.mark.slow
 @pytest.mark.parametrize("arch,cfg", [STYLE, DENOISE], ids=["stylize", "denoise"])
 def test_tiled_memory_beyond_the_result_does_not_grow_with_the_image(arch, cfg):
     """1024 and 2048 px in 256 px tiles: the 2048 px run needs 36 MiB more for its larger
@@ -165,6 +167,8 @@ def test_tiled_memory_beyond_the_result_does_not_grow_with_the_image(arch, cfg):
     assert extra_large <= extra_small + 12 * MIB, (small, large)
 
 
+@pytest.mark.subprocess
+@pytest.mark.slow
 @pytest.mark.parametrize("arch,cfg", [STYLE, DENOISE], ids=["stylize", "denoise"])
 def test_a_batch_needs_one_image_of_activations_plus_its_result(arch, cfg):
     """16 images of 384 px against 1: the batch adds its 15 further results (27 MiB) and

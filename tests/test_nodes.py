@@ -294,6 +294,7 @@ DENOISE_TINY = dict(noise="gaussian:25", builtin_dataset="mondrian", resolution=
                     seed=0, preview_every=2, checkpoint_every=2, filename_prefix="tests/den")
 
 
+@pytest.mark.slow
 def test_train_denoiser_node_trains_previews_cancels_and_resumes(env, pack):
     fp, mm, calls = env
     with torch.inference_mode():
@@ -346,6 +347,7 @@ STYLE_TINY = dict(content_builtin="blobs", style_builtin="painting", resolution=
                   checkpoint_every=2, filename_prefix="tests/style")
 
 
+@pytest.mark.slow
 def test_train_style_node_trains_both_directions_cancels_and_resumes(env, pack):
     fp, mm, calls = env
     with torch.inference_mode():  # ComfyUI hands nodes inference tensors
@@ -391,6 +393,7 @@ def test_train_style_node_trains_both_directions_cancels_and_resumes(env, pack):
     assert loss["loss"][:cancelled.resume.step] == cancelled.resume.history["loss_g"]
 
 
+@pytest.mark.slow
 def test_train_style_node_reads_input_folders_and_refuses_escapes(env, pack):
     fp, _, _ = env
     paintings = Path(fp.get_input_directory(), "paintings")

@@ -505,6 +505,8 @@ def _hostile_pth(path: Path, numel: int, legacy: bool) -> Path:
     return path
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 @pytest.mark.skipif(sys.platform == "win32", reason="resource.getrusage")
 def test_pth_claiming_huge_storage_is_refused_without_using_the_memory(tmp_path):
     """torch checks a zip .pth's storage sizes against its records before allocating; a legacy

@@ -25,7 +25,7 @@ import pytest
 import torch
 
 import gan_core
-from gan_core.io import checkpoint, pickles
+from gan_core.io import checkpoint
 from gan_core.training import denoise_trainer, style_trainer
 from gan_core.training import objective as gan_objective
 
@@ -286,6 +286,8 @@ def child_main(trainer: str, out: str) -> None:
     TRAINERS[trainer].run(STEPS, checkpoint_every=1, out=out)
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
 @pytest.mark.parametrize("trainer", list(TRAINERS))
 def test_killed_while_saving_keeps_the_last_checkpoint(tmp_path, trainer):
@@ -341,6 +343,8 @@ def test_stale_temp_sweep_spares_live_and_recent_writers(tmp_path):
 
 # ----------------------------------------------------------------------------- same prefix
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_concurrent_reservations_with_one_prefix_never_collide(tmp_path):
     """Sixteen threads and two processes claim names with the same prefix at once."""
     folder = tmp_path / "gan"
@@ -373,6 +377,7 @@ def test_concurrent_reservations_with_one_prefix_never_collide(tmp_path):
     assert all(p.is_file() for p in got)
 
 
+@pytest.mark.slow
 def test_two_train_nodes_with_one_prefix_keep_both_runs(comfy, pack, tmp_path):
     """Two Train nodes started together (two threads), same prefix, different seeds: two
     files, each holding its own run."""

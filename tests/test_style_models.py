@@ -106,6 +106,7 @@ def test_registry_builders_return_the_public_layouts():
     assert p2p["D"].model[0].in_channels == 6  # D sees cat(input, output)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("label", sorted(PUBLIC))
 def test_public_file_is_recognised(tmp_path, label):
     entry = PUBLIC[label]

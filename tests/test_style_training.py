@@ -151,6 +151,7 @@ def test_style_config_validation():
 
 # --------------------------------------------------------------------------- training
 
+@pytest.mark.slow
 def test_training_lowers_the_cycle_loss_and_keeps_both_directions(sources, tmp_path):
     content, style = sources
     path = tmp_path / "style.safetensors"
@@ -199,6 +200,7 @@ def test_one_generator_models_name_the_missing_direction():
         model.stylize(torch.rand(1, 16, 16, 3), direction="B->A")
 
 
+@pytest.mark.slow
 def test_same_seed_same_run_and_resume_continues_exactly(sources, tmp_path):
     content, style = sources
     cfg = config(steps=6, pool_size=2, augment="color,translation")
@@ -258,6 +260,7 @@ def test_preview_pairs_content_and_stylized(sources):
 
 # --------------------------------------------------------------------------- CLI
 
+@pytest.mark.slow
 def test_train_style_and_stylize_commands(tmp_path, capsys):
     out = tmp_path / "cli_style.safetensors"
     painting = tmp_path / "painting.png"

@@ -56,9 +56,11 @@ class ImageDataset:
             if flips is not None:
                 idx = idx + flips * len(self.images)
             return table[idx.to(table.device)]
-        return self._to_float(self.images[idx].to(device, non_blocking=True), flips)
+        return self.to_float(self.images[idx].to(device, non_blocking=True), flips)
 
-    def _to_float(self, x: torch.Tensor, flips: torch.Tensor | None = None) -> torch.Tensor:
+    def to_float(self, x: torch.Tensor, flips: torch.Tensor | None = None) -> torch.Tensor:
+        """uint8 [B, C, H, W] rows of the cache -> float in [-1, 1] in the dataset's channels,
+        mirrored where `flips` says."""
         x = x.float().div_(127.5).sub_(1.0)
         if flips is not None and flips.any():
             f = flips.to(x.device)
@@ -79,7 +81,7 @@ class ImageDataset:
             nbytes = n * self.channels * s * s * 4 * (2 if self.flip else 1)
             table = None
             if nbytes <= FLOAT_TABLE_MAX_BYTES:
-                x = torch.cat([self._to_float(self.images[i:i + 256].to(device))
+                x = torch.cat([self.to_float(self.images[i:i + 256].to(device))
                                for i in range(0, n, 256)])
                 table = torch.cat([x, x.flip(-1)]) if self.flip else x
             self._tables[key] = table

@@ -78,7 +78,7 @@ def _run(net: nn.Module, io: ImageIO, x: torch.Tensor, tile: int | None,
                         min_size=least)
         return _from_net(io, y)
     x_low = to_net(io, downscale_for_stats(x))  # area averaging commutes with to_net
-    with frozen_instance_norm(net, x_low, multiple=io.pad_multiple):
+    with frozen_instance_norm(net, x_low, multiple=mult, min_size=least):
         y = tiled_apply(tile_fn, x, tile, multiple=mult, min_tile=max(64, io.pad_multiple),
                         out=out, min_size=least)
     return _from_net(io, y)

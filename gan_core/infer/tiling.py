@@ -535,8 +535,8 @@ def _frozen_forward(self: nn.Module, x: Tensor) -> Tensor:
 
 
 @contextlib.contextmanager
-def frozen_instance_norm(module: nn.Module, x_low: Tensor,
-                         multiple: int = 1) -> Iterator[dict[str, tuple[Tensor, Tensor]]]:
+def frozen_instance_norm(module: nn.Module, x_low: Tensor, multiple: int = 1,
+                         min_size: int = 1) -> Iterator[dict[str, tuple[Tensor, Tensor]]]:
     """Within the block, every InstanceNorm layer of `module` normalises with statistics
     captured from one forward pass over x_low (a downscaled copy of the whole image).
 
@@ -547,7 +547,8 @@ def frozen_instance_norm(module: nn.Module, x_low: Tensor,
     the downscaling.
 
     x_low has the batch of the tiles (or 1, broadcast), in the network's layout and range; it is
-    padded to `multiple` like a tile. Layers with running statistics in eval mode already use
+    padded to `multiple` (and `min_size`) as the whole image is, so when x_low is the image
+    itself the statistics are exactly the untiled run's. Layers with running statistics in eval mode already use
     fixed statistics and are left alone. The swap is a temporary instance attribute `forward`
     (no module replaced, so state_dict keys are unchanged), removed on exit even on error.
     Yields {layer name: (mean [B, C], var [B, C])}; empty (a no-op) for a module with no
@@ -578,7 +579,7 @@ def frozen_instance_norm(module: nn.Module, x_low: Tensor,
     handles = [m.register_forward_hook(capture(n)) for n, m in layers.items()]
     try:
         with torch.no_grad():
-            module(pad_to_multiple(x_low, multiple)[0])
+            module(pad_to_multiple(x_low, multiple, min_size=min_size)[0])
     finally:
         for hnd in handles:
             hnd.remove()

@@ -2,7 +2,7 @@
 variations and style mixing, written once over the latent protocol (see space.py)."""
 from .edit import (STYLE_LAYERS, generate_from_latent, seed_latent, style_layer_indices,
                    style_mix, variations)
-from .invert import INVERT_SPACES, PIXEL_LOSSES, InversionResult, invert, ms_ssim, psnr, ssim
+from .invert import INVERT_SPACES, PIXEL_LOSSES, InversionResult, invert
 from .paths import (EASINGS, INTERPOLATION_MODES, WalkResult, fps_hint, interpolate, lerp,
                     slerp, walk)
 from .space import (MEAN_LATENT_SAMPLES, NOISE_MODES, SPACES, GANLatent, LatentSpace,
@@ -12,5 +12,5 @@ from .space import (MEAN_LATENT_SAMPLES, NOISE_MODES, SPACES, GANLatent, LatentS
 __all__ = ["EASINGS", "GANLatent", "INVERT_SPACES", "InversionResult", "LatentSpace",
            "MEAN_LATENT_SAMPLES", "INTERPOLATION_MODES", "NOISE_MODES", "PIXEL_LOSSES", "SPACES",
            "STYLE_LAYERS", "WalkResult", "fps_hint", "generate_from_latent", "interpolate",
-           "invert", "lerp", "mean_latent", "ms_ssim", "psnr", "seed_latent",
-           "slerp", "ssim", "style_layer_indices", "style_mix", "variations", "walk"]
+           "invert", "lerp", "mean_latent", "seed_latent",
+           "slerp", "style_layer_indices", "style_mix", "variations", "walk"]

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 import torch
 
 from ..seeds import MAX_SEED, latents_for_seeds, parse_seeds
-from .paths import _hooks, keyframes, lerp, slerp
+from .paths import callback_hooks, keyframes, lerp, slerp
 from .space import GANLatent, LatentSpace, check_noise
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ def generate_from_latent(model: "GANModel", latent: GANLatent, truncation: float
     noise = check_noise(noise or latent.noise)
     codes = space.truncate(space.codes_of(latent, "w+" if latent.space == "w+" else None),
                            truncation)
-    on_step, check_stop = _hooks(callbacks)
+    on_step, check_stop = callback_hooks(callbacks)
     out: torch.Tensor | None = None  # one result batch, filled chunk by chunk
     step = max(1, batch_size)
     for i in range(0, len(codes), step):

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from ..images import check_image_batch, luma_nchw, signed_to_comfy, to_rgb
+from ..metrics import psnr, pyramid_ssim
 from ..seeds import MAX_SEED, latents_for_seeds
 from .space import GANLatent, LatentSpace
 
@@ -41,54 +42,6 @@ class InversionResult:
     history: dict[str, list[float]] = field(default_factory=dict)  # per step: loss terms, psnr
     steps: int = 0  # steps completed
     stopped: bool = False  # check_stop asked to stop early
-
-
-# --------------------------------------------------------------------------- image measures
-
-def _window(channels: int, size: int, sigma: float, like: torch.Tensor) -> torch.Tensor:
-    x = torch.arange(size, dtype=like.dtype, device=like.device) - (size - 1) / 2
-    g = torch.exp(-x * x / (2 * sigma * sigma))
-    g = g / g.sum()
-    return (g[:, None] * g[None, :]).expand(channels, 1, size, size).contiguous()
-
-
-def ssim(x: torch.Tensor, y: torch.Tensor, window: int = 7, sigma: float = 1.5) -> torch.Tensor:
-    """Mean SSIM per image of [B, C, H, W] batches in [0, 1] (Gaussian window, reflect
-    padding so small images keep every pixel)."""
-    c = x.shape[1]
-    size = min(window, x.shape[-1], x.shape[-2]) | 1
-    if size > min(x.shape[-1], x.shape[-2]):
-        size -= 2
-    k = _window(c, max(1, size), sigma, x)
-    pad = k.shape[-1] // 2
-
-    def blur(t: torch.Tensor) -> torch.Tensor:
-        if pad:
-            t = F.pad(t, (pad, pad, pad, pad), mode="reflect")
-        return F.conv2d(t, k, groups=c)
-
-    c1, c2 = 0.01 ** 2, 0.03 ** 2
-    mx, my = blur(x), blur(y)
-    sxx, syy, sxy = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
-    s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
-    return s.flatten(1).mean(1)
-
-
-def ms_ssim(x: torch.Tensor, y: torch.Tensor, levels: int = 4) -> torch.Tensor:
-    """SSIM averaged over an image pyramid (halving until 8 px or `levels` scales), per image."""
-    scores = []
-    for _ in range(levels):
-        scores.append(ssim(x, y))
-        if min(x.shape[-2:]) < 16:
-            break
-        x, y = F.avg_pool2d(x, 2), F.avg_pool2d(y, 2)
-    return torch.stack(scores).mean(0)
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Peak signal-to-noise ratio in dB of two images in [0, 1]."""
-    mse = (a.float() - b.float()).pow(2).mean().item()
-    return float("inf") if mse == 0 else 10.0 * math.log10(1.0 / mse)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -143,7 +96,7 @@ class _Objective:
         y = self.target.expand_as(x)
         diff = x - y
         pix = diff.abs() if self.pixel_loss == "l1" else diff.pow(2)
-        terms = {"pixel": pix.flatten(1).mean(1), "ssim": 1.0 - ms_ssim(x, y)}
+        terms = {"pixel": pix.flatten(1).mean(1), "ssim": 1.0 - pyramid_ssim(x, y)}
         total = terms["pixel"] + self.ssim_weight * terms["ssim"]
         if self.prior_weight:
             # N(0, I) codes in many dimensions have a mean square near 1: stay on that shell

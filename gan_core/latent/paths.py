@@ -72,7 +72,7 @@ def _mix(mode: str, space: LatentSpace) -> Callable:
     return slerp if mode == "spherical" else lerp
 
 
-def _hooks(callbacks: Any) -> tuple[Callable | None, Callable | None]:
+def callback_hooks(callbacks: Any) -> tuple[Callable | None, Callable | None]:
     if callbacks is None:
         return None, None
     return getattr(callbacks, "on_step", None), getattr(callbacks, "check_stop", None)
@@ -100,7 +100,7 @@ def _render(space: LatentSpace, codes: torch.Tensor, noise: str, batch_size: int
             callbacks: Any, alone: Sequence[int] = ()) -> torch.Tensor:
     """Frames in chunks with progress and cancel between them; indices in `alone` are
     rendered in a batch of one, exactly as GANModel.generate renders a single seed."""
-    on_step, check_stop = _hooks(callbacks)
+    on_step, check_stop = callback_hooks(callbacks)
     n = len(codes)
     groups: list[range] = []
     start = 0

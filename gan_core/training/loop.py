@@ -1,12 +1,14 @@
-"""What every gan_core trainer shares: callbacks, the run loop with its save-on-cancel and
-NaN rules, checkpointing, and restoring a run from a ResumeState.
+"""The one trainer skeleton: what every gan_core trainer shares.
 
-A trainer subclasses `TrainLoop` and provides `cfg` (with `steps`, `preview_every`,
-`checkpoint_every`), `out`, `cb`, `step_count`, `saved_step`, `last_preview`, and the methods
-`step()` (one iteration, returns its losses), `preview()` (an IMAGE grid) and `model()` (a
-GANModel view of the current state, resume state included). The GAN trainer (trainer.py), the
-denoiser trainer (denoise_trainer.py) and the CycleGAN style trainer (style_trainer.py) then
-share one loop and one checkpoint format.
+`TrainLoop` holds the setup (`begin`: config check, device, AMP, the family's spec, the seeded
+generator, resume checks), building and placing the networks (`build_nets`, `place`, the
+family's channels_last policy), optimisers and exact resume (`make_optimizer`, `restore`),
+autocast, the run loop with its save-on-cancel and NaN rules, checkpointing, and `model()` (a
+GANModel view of the current state with the training summary and resume state). A trainer
+subclasses it and provides `step()` (one iteration, returns its losses), `preview()` (an IMAGE
+grid), `summary()` (its lines of the training summary) and `modules()` (the roles it saves).
+The GAN trainer (trainer.py), the denoiser trainer (denoise_trainer.py) and the CycleGAN style
+trainer (style_trainer.py) then share one loop and one checkpoint format.
 
 Data-parallel runs (torchrun; see distributed.py): a trainer that supports them sets
 `world_size` and `rank`. All processes step together; they agree on stopping (any process's
@@ -16,17 +18,23 @@ saves once without waiting for the others, which may be gone or stuck in a colle
 """
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable, Iterable
 
 import torch
 from torch import nn
 
-from ..io import save
-from ..statedict import load_state_strict
+from ..archs import get_arch
+from ..device import amp_dtype, make_adam, resolve_device
 from ..errors import NonFiniteLossError
+from ..io import save
 from ..model import GANModel, ResumeState
+from ..statedict import load_state_strict
+from ..version import __version__
 from . import distributed
 
 
@@ -99,9 +107,9 @@ def match_moment_layouts(optimizers) -> None:
 # --------------------------------------------------------------------------- the loop
 
 class TrainLoop:
-    """The run loop and checkpointing shared by the trainers (see the module docstring)."""
+    """The skeleton shared by the trainers (see the module docstring)."""
 
-    cfg: object
+    cfg: Any
     out: str | None
     cb: TrainCallbacks
     step_count: int
@@ -109,8 +117,94 @@ class TrainLoop:
     last_preview: torch.Tensor | None
     memory_format: torch.memory_format
     ema: nn.Module | None  # torch.optim.swa_utils.AveragedModel of the generator, if kept
+    opts: dict[str, torch.optim.Optimizer]
+    history: dict[str, list[float]]
     world_size: int = 1  # processes training together (DDP); trainers that support it set these
     rank: int = 0
+
+    # ------------------------------------------------------------------ setup
+    def begin(self, config: Any, trainer: str, out: str | os.PathLike | None,
+              callbacks: TrainCallbacks | None, resume: GANModel | None,
+              device: torch.device | None = None) -> None:
+        """What every trainer does first: check the options and that the family is one this
+        trainer trains, pick the device and AMP, seed the trainer's generator, check the resume
+        file, and start the clock (a resumed run keeps counting from its earlier sessions)."""
+        self.cfg = config.validate()
+        self.out = os.fspath(out) if out is not None else None
+        self.cb = callbacks or TrainCallbacks()
+        self.device = device if device is not None else resolve_device(config.device)
+        self.amp = amp_dtype(self.device, getattr(config, "amp", "off"))
+        self.spec = get_arch(config.arch)
+        if not self.spec.trains_with(trainer):
+            raise ValueError(f"{config.arch} is not trained by the {trainer} trainer")
+        self.recipe = self.spec.training
+        if resume is not None:
+            check_resume(resume, config.arch)
+        self.gen = torch.Generator().manual_seed(config.seed)
+        self.step_count = 0
+        self.saved_step = -1
+        self.last_preview = None
+        self.ema = None
+        self.opts = {}
+        self.history = {}
+        earlier = resume.training.get("seconds", 0.0) if resume is not None else 0.0
+        self._seconds_before = float(earlier) if isinstance(earlier, (int, float)) else 0.0
+        self._started = time.perf_counter()
+        self.memory_format = self._memory_format(config.channels_last)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == torch.float16)
+
+    def _memory_format(self, choice: str) -> torch.memory_format:
+        """channels_last "on", "off", or "auto": on the device types where the family
+        measured a gain (its TrainingRecipe)."""
+        on = choice == "on" or (choice == "auto" and self.device.type in self.recipe.channels_last)
+        return torch.channels_last if on else torch.contiguous_format
+
+    def build_nets(self, model_cfg: Any, copies: int = 1) -> list[dict[str, nn.Module]]:
+        """`copies` builds of the family's networks, initialised from the run's seed (and only
+        from it: the global RNG is left as it was)."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.cfg.seed)
+            return [self.spec.build(model_cfg) for _ in range(copies)]
+
+    def place(self, nets: Iterable[nn.Module]) -> None:
+        """Onto the trainer's device, in its memory layout, in training mode."""
+        for m in nets:
+            m.to(self.device, memory_format=self.memory_format).train()
+
+    def make_optimizer(self, name: str, params: Iterable[torch.nn.Parameter], lr: float,
+                       betas: tuple[float, float]) -> torch.optim.Optimizer:
+        self.opts[name] = make_adam(params, lr, betas, self.device)
+        return self.opts[name]
+
+    def restore_weights(self, resume: GANModel | None, nets: dict[str, nn.Module]) -> None:
+        """Continue `resume`'s run, part 1: the roles in `nets`, the RNG, the loss history and
+        the step count (before the networks are moved or wrapped)."""
+        if resume is not None:
+            self.step_count = load_weights(resume, nets, self.gen, self.history)
+
+    def restore_training(self, resume: GANModel | None) -> None:
+        """Part 2, once the EMA and the optimisers exist: the EMA weights and count and the
+        optimisers' moments (in their parameters' layouts)."""
+        if resume is None:
+            return
+        if self.ema is not None:
+            load_ema(resume, self.ema)
+        load_optimizers(resume.resume, self.opts)
+        match_moment_layouts(self.opts.values())
+        self.saved_step = self.step_count
+
+    def autocast(self):
+        """The run's mixed precision (AMP on CUDA by default), or nothing."""
+        if self.amp is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp)
+
+    def record(self, values: dict[str, float]) -> dict[str, float]:
+        """End of an iteration: count the step and append its values to the history."""
+        self.step_count += 1
+        for k, v in values.items():
+            self.history.setdefault(k, []).append(v)
+        return values
 
     @property
     def is_main(self) -> bool:
@@ -191,16 +285,52 @@ class TrainLoop:
             m.eval()
         return result
 
+    # ------------------------------------------------------------------ outputs
+    def model(self) -> GANModel:
+        """A GANModel view of the current state (shares the live modules): the training
+        summary (the trainer's own lines and the shared ones) and the resume state."""
+        cfg = self.cfg
+        training = {
+            "steps": self.step_count, "seed": cfg.seed, "batch": cfg.batch, **self.summary(),
+            "final_losses": {k: v[-1] for k, v in self.history.items() if v},
+            "gan_core_version": __version__, "device": self.device.type,
+            "seconds": round(self._seconds_before + time.perf_counter() - self._started, 2),
+        }
+        resume = ResumeState(
+            step=self.step_count,
+            optimizers={name: opt.state_dict() for name, opt in self.opts.items()},
+            rng_state=self.gen.get_state(),
+            ema_count=int(self.ema.n_averaged) if self.ema is not None else 0,
+            history={k: list(v) for k, v in self.history.items()},
+            train_config=cfg.to_dict(), buffers=self.resume_buffers(),
+        )
+        model = GANModel(cfg.arch, self.model_cfg, self.modules(), training=training,
+                         resume=resume, source=self.out)
+        for m in self.trained_modules():
+            m.train()  # GANModel() puts modules in eval mode
+        return model
+
+    def resume_buffers(self) -> dict[str, torch.Tensor]:
+        """Trainer state beyond weights, moments, RNG and history (CycleGAN's image pools)."""
+        return {}
+
     # subclasses provide these
+    model_cfg: Any
+
     def trained_modules(self) -> list[nn.Module]:
         """The networks with optimisers (the EMA copy is handled here)."""
+        raise NotImplementedError
+
+    def modules(self) -> dict[str, nn.Module]:
+        """The roles the model holds (what a checkpoint stores)."""
+        raise NotImplementedError
+
+    def summary(self) -> dict[str, Any]:
+        """The trainer's own lines of the training summary (data, losses, sizes)."""
         raise NotImplementedError
 
     def step(self) -> dict[str, float]:
         raise NotImplementedError
 
     def preview(self) -> torch.Tensor:
-        raise NotImplementedError
-
-    def model(self) -> GANModel:
         raise NotImplementedError

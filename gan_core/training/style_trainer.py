@@ -16,24 +16,18 @@ pools travel in the checkpoint as buffers).
 """
 from __future__ import annotations
 
-import contextlib
 import itertools
 import os
-import time
 
 import torch
 from torch import nn
 
 from ..data.crops import CropSource
-from ..device import amp_dtype, make_adam, resolve_device
 from ..images import make_grid, signed_to_comfy
-from ..model import GANModel, ResumeState
-from ..archs import get_arch
-from ..version import __version__
+from ..model import GANModel
 from .augment import diff_augment, parse_policy
 from .config import StyleTrainConfig
-from .loop import (TrainCallbacks, TrainLoop, check_resume, load_optimizers, load_weights,
-                   match_moment_layouts)
+from .loop import (TrainCallbacks, TrainLoop)
 from ..losses import d_loss, g_loss
 from .pool import ImagePool
 
@@ -46,15 +40,9 @@ class StyleTrainer(TrainLoop):
     def __init__(self, config: StyleTrainConfig, content: CropSource, style: CropSource,
                  out: str | os.PathLike | None = None, resume: GANModel | None = None,
                  callbacks: TrainCallbacks | None = None):
-        self.cfg = config.validate()
-        self.out = os.fspath(out) if out is not None else None
-        self.cb = callbacks or TrainCallbacks()
-        self.device = resolve_device(config.device)
-        self.amp = amp_dtype(self.device, config.amp)
-        self.spec = get_arch(config.arch)
+        self.begin(config, "style", out, callbacks, resume)
         self.content, self.style = content, style
         if resume is not None:
-            check_resume(resume, config.arch)
             missing = [r for r in ROLES if r not in resume.modules]
             if missing:
                 raise ValueError(f"cannot resume: {resume.source or 'the model'} lacks "
@@ -66,46 +54,26 @@ class StyleTrainer(TrainLoop):
             raise ValueError("the style trainer trains RGB models (input_nc = output_nc = 3)")
 
         # Two builds from one seed: G, D first, then G_BA, D_A (the original's order).
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(config.seed)
-            ab, ba = self.spec.build(self.model_cfg), self.spec.build(self.model_cfg)
+        ab, ba = self.build_nets(self.model_cfg, copies=2)
         self.nets: dict[str, nn.Module] = {"G": ab["G"], "G_BA": ba["G"], "D": ab["D"],
                                            "D_A": ba["D"]}
-        self.gen = torch.Generator().manual_seed(config.seed)
-        self.history: dict[str, list[float]] = {k: [] for k in (
-            "loss_g", "loss_adv", "loss_cycle", "loss_idt", "loss_d", "lr")}
+        self.history.update({k: [] for k in (
+            "loss_g", "loss_adv", "loss_cycle", "loss_idt", "loss_d", "lr")})
         self.pools = {"fake_B": ImagePool(config.pool_size), "fake_A": ImagePool(config.pool_size)}
-        self.step_count = 0
+        self.restore_weights(resume, self.nets)
         if resume is not None:
-            self.step_count = load_weights(resume, self.nets, self.gen, self.history)
             for name, pool in self.pools.items():
                 pool.load(resume.resume.buffers.get(f"pool_{name}", torch.zeros(0)), self.device)
         self.policy = parse_policy(config.augment)
-        # "auto": on the device types where the family measured a gain (its TrainingRecipe).
-        self.memory_format = (torch.channels_last if config.channels_last == "on" or (
-            config.channels_last == "auto"
-            and self.device.type in self.spec.training.channels_last)
-            else torch.contiguous_format)
-        for m in self.nets.values():
-            m.to(self.device, memory_format=self.memory_format).train()
-        self.ema = None  # CycleGAN samples from the live generators, as the original does
+        self.place(self.nets.values())
+        # CycleGAN samples from the live generators, as the original does: no EMA.
         betas = (config.beta1, config.beta2)
-        self.opts = {
-            "G": make_adam(itertools.chain(self.nets["G"].parameters(),
-                                           self.nets["G_BA"].parameters()),
-                           config.lr, betas, self.device),
-            "D": make_adam(itertools.chain(self.nets["D"].parameters(),
-                                           self.nets["D_A"].parameters()),
-                           config.lr, betas, self.device),
-        }
-        if resume is not None:
-            load_optimizers(resume.resume, self.opts)
-            match_moment_layouts(self.opts.values())
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == torch.float16)
-        self.saved_step = self.step_count if resume is not None else -1
-        self.last_preview: torch.Tensor | None = None
+        self.make_optimizer("G", itertools.chain(self.nets["G"].parameters(),
+                                                 self.nets["G_BA"].parameters()), config.lr, betas)
+        self.make_optimizer("D", itertools.chain(self.nets["D"].parameters(),
+                                                 self.nets["D_A"].parameters()), config.lr, betas)
+        self.restore_training(resume)
         self._preview_content: torch.Tensor | None = None
-        self._started = time.perf_counter()
 
     # ------------------------------------------------------------------ helpers
     def learning_rate(self, step: int) -> float:
@@ -115,11 +83,6 @@ class StyleTrainer(TrainLoop):
         if step < hold:
             return cfg.lr
         return cfg.lr * max(0.0, 1.0 - (step - hold + 1) / (cfg.steps - hold + 1))
-
-    def _autocast(self):
-        if self.amp is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.amp)
 
     def _batch(self, source: CropSource) -> torch.Tensor:
         x = source.sample(self.cfg.batch, self.cfg.size, self.gen, self.device)
@@ -142,7 +105,7 @@ class StyleTrainer(TrainLoop):
 
         # Generators, with both discriminators frozen.
         D.requires_grad_(False), D_A.requires_grad_(False)
-        with self._autocast():
+        with self.autocast():
             fake_b = G(real_a)
             rec_a = F(fake_b)
             fake_a = F(real_b)
@@ -166,7 +129,7 @@ class StyleTrainer(TrainLoop):
         D.requires_grad_(True), D_A.requires_grad_(True)
         pooled_b = self.pools["fake_B"].query(fake_b.detach().float(), self.gen)
         pooled_a = self.pools["fake_A"].query(fake_a.detach().float(), self.gen)
-        with self._autocast():
+        with self.autocast():
             loss_d = (d_loss(cfg.gan_loss, self._judge("D", real_b), self._judge("D", pooled_b))
                       + d_loss(cfg.gan_loss, self._judge("D_A", real_a),
                                self._judge("D_A", pooled_a)))
@@ -177,10 +140,7 @@ class StyleTrainer(TrainLoop):
         self.scaler.step(self.opts["D"])
         self.scaler.update()
         values["lr"] = lr
-        self.step_count += 1
-        for k, v in values.items():
-            self.history.setdefault(k, []).append(v)
-        return values
+        return self.record(values)
 
     # ------------------------------------------------------------------ outputs
     @torch.no_grad()
@@ -201,33 +161,22 @@ class StyleTrainer(TrainLoop):
         self.last_preview = make_grid(signed_to_comfy(rows), nrow=2)
         return self.last_preview
 
-    def model(self) -> GANModel:
-        """A GANModel view of the current state (shares the live modules)."""
+    def summary(self) -> dict:
         cfg = self.cfg
-        training = {
-            "steps": self.step_count, "seed": cfg.seed, "image_size": cfg.size,
-            "content": self.content.name, "content_pictures": len(self.content),
-            "style": self.style.name, "style_pictures": len(self.style), "batch": cfg.batch,
-            "gan_loss": cfg.gan_loss, "cycle_weight": cfg.cycle_weight,
-            "identity_weight": cfg.identity_weight, "augment": cfg.augment,
+        return {
+            "image_size": cfg.size, "content": self.content.name,
+            "content_pictures": len(self.content), "style": self.style.name,
+            "style_pictures": len(self.style), "gan_loss": cfg.gan_loss,
+            "cycle_weight": cfg.cycle_weight, "identity_weight": cfg.identity_weight,
+            "augment": cfg.augment,
             "directions": {"A->B": "content -> style", "B->A": "style -> content"},
-            "final_losses": {k: v[-1] for k, v in self.history.items() if v},
-            "gan_core_version": __version__, "device": self.device.type,
-            "seconds": round(time.perf_counter() - self._started, 2),
         }
-        resume = ResumeState(
-            step=self.step_count,
-            optimizers={name: opt.state_dict() for name, opt in self.opts.items()},
-            rng_state=self.gen.get_state(), ema_count=0,
-            history={k: list(v) for k, v in self.history.items()},
-            train_config=cfg.to_dict(),
-            buffers={f"pool_{name}": pool.state() for name, pool in self.pools.items()},
-        )
-        model = GANModel(cfg.arch, self.model_cfg, dict(self.nets), training=training,
-                         resume=resume, source=self.out)
-        for m in self.nets.values():
-            m.train()  # GANModel() puts modules in eval mode
-        return model
+
+    def modules(self) -> dict[str, nn.Module]:
+        return dict(self.nets)
+
+    def resume_buffers(self) -> dict[str, torch.Tensor]:
+        return {f"pool_{name}": pool.state() for name, pool in self.pools.items()}
 
     def trained_modules(self) -> list[nn.Module]:
         return list(self.nets.values())

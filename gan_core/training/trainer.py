@@ -14,27 +14,22 @@ same global batch, so a checkpoint resumes with any process count.
 """
 from __future__ import annotations
 
-import contextlib
 import os
-import time
 from dataclasses import replace
 
 import torch
 from torch import nn
 
 from ..data import ImageDataset
-from ..device import amp_dtype, make_adam, resolve_device
+from ..device import resolve_device
 from ..images import make_grid, signed_to_comfy
-from ..model import GANModel, ResumeState
-from ..archs import get_arch
+from ..model import GANModel
 from ..seeds import latents_for_seeds
-from ..version import __version__
 from . import distributed
 from .augment import diff_augment, parse_policy
 from .config import TrainConfig
 from .ema import make_ema
-from .loop import (TrainCallbacks, TrainLoop, check_resume, load_ema, load_optimizers,
-                   load_weights, match_moment_layouts)
+from .loop import TrainCallbacks, TrainLoop
 from .objective import StandardGANObjective
 
 __all__ = ["TrainCallbacks", "Trainer", "train"]
@@ -43,17 +38,11 @@ __all__ = ["TrainCallbacks", "Trainer", "train"]
 class Trainer(TrainLoop):
     def __init__(self, config: TrainConfig, dataset: ImageDataset, out: str | os.PathLike | None = None,
                  resume: GANModel | None = None, callbacks: TrainCallbacks | None = None):
-        self.cfg = config.validate()
-        self.out = os.fspath(out) if out is not None else None
-        self.cb = callbacks or TrainCallbacks()
         self.world_size, self.rank = distributed.process_count(), distributed.process_rank()
+        self.begin(config, "gan", out, callbacks, resume,
+                   device=distributed.process_device(resolve_device(config.device)))
         self.rows = distributed.shard_rows(self.cfg.batch, self.world_size, self.rank)
-        self.device = distributed.process_device(resolve_device(config.device))
-        self.amp = amp_dtype(self.device, config.amp)
-        self.spec = get_arch(config.arch)
-        self.recipe = self.spec.training
         if resume is not None:
-            self._check_resume(resume)
             self.model_cfg = resume.config
         else:
             defaults = {"image_size": config.size}
@@ -68,56 +57,25 @@ class Trainer(TrainLoop):
             raise ValueError(f"dataset images are {self.data.size} px but the model makes "
                              f"{self.model_cfg.image_size} px")
         self.policy = parse_policy(config.augment)
-        # "auto": on the device types where the family measured a gain (its TrainingRecipe).
-        self.channels_last = config.channels_last == "on" or (
-            config.channels_last == "auto" and self.device.type in self.recipe.channels_last)
-
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(config.seed)
-            parts = self.spec.build(self.model_cfg)
-        self.G, self.D = parts["G"], parts["D"]
-        self.gen = torch.Generator().manual_seed(config.seed)
-        self.history: dict[str, list[float]] = {"loss_d": [], "loss_g": []}
-        if config.r1_gamma > 0:
-            self.history["r1"] = []
-        self.step_count = 0
-        if resume is not None:
-            self._load_weights(resume)
-        self.memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         self.objective = (self.recipe.objective() if self.recipe.objective is not None
                           else StandardGANObjective(config.loss, self.recipe.joint_d_pass))
-        self.G.to(self.device, memory_format=self.memory_format).train()
-        self.D.to(self.device, memory_format=self.memory_format).train()
+
+        parts = self.build_nets(self.model_cfg)[0]
+        self.G, self.D = parts["G"], parts["D"]
+        self.history.update(loss_d=[], loss_g=[])
+        if config.r1_gamma > 0:
+            self.history["r1"] = []
+        self.restore_weights(resume, {"G": self.G, "D": self.D})
+        self.place((self.G, self.D))
         self.ema = make_ema(self.G, config.ema_decay)
-        if resume is not None:
-            load_ema(resume, self.ema)
         if self.world_size > 1:  # after make_ema: the EMA copy, only ever in eval, keeps plain BN
             distributed.sync_batchnorm(self.G)
             distributed.sync_batchnorm(self.D)
         betas = (config.beta1, config.beta2)
-        self.opt_g = make_adam(self.G.parameters(), config.lr_g, betas, self.device)
-        self.opt_d = make_adam(self.D.parameters(), config.lr_d, betas, self.device)
-        if resume is not None:
-            self._load_optimizers(resume.resume)
-            self._match_moment_layouts()
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == torch.float16)
+        self.opt_g = self.make_optimizer("G", self.G.parameters(), config.lr_g, betas)
+        self.opt_d = self.make_optimizer("D", self.D.parameters(), config.lr_d, betas)
+        self.restore_training(resume)
         self._setup_forwards()
-        self.saved_step = self.step_count if resume is not None else -1
-        self.last_preview: torch.Tensor | None = None
-        self._started = time.perf_counter()
-
-    # ------------------------------------------------------------------ resume
-    def _check_resume(self, resume: GANModel) -> None:
-        check_resume(resume, self.cfg.arch)
-
-    def _load_weights(self, resume: GANModel) -> None:
-        self.step_count = load_weights(resume, {"G": self.G, "D": self.D}, self.gen, self.history)
-
-    def _load_optimizers(self, state: ResumeState) -> None:
-        load_optimizers(state, {"G": self.opt_g, "D": self.opt_d})
-
-    def _match_moment_layouts(self) -> None:
-        match_moment_layouts((self.opt_g, self.opt_d))
 
     def trained_modules(self) -> list[nn.Module]:
         return [self.G, self.D]
@@ -166,11 +124,6 @@ class Trainer(TrainLoop):
         return draw(self.cfg.batch, *shape, generator=self.gen)[self.rows]
 
     # ------------------------------------------------------------------ one iteration
-    def autocast(self):
-        if self.amp is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.amp)
-
     def augment(self, x: torch.Tensor) -> torch.Tensor:
         """DiffAugment of this process's rows, with parameters drawn for the global batch."""
         if not self.policy:
@@ -211,10 +164,7 @@ class Trainer(TrainLoop):
         self.scaler.step(self.opt_g)
         self.scaler.update()
         self.ema.update_parameters(self.G)
-        self.step_count += 1
-        for k, v in values.items():
-            self.history.setdefault(k, []).append(v)
-        return values
+        return self.record(values)
 
     # ------------------------------------------------------------------ outputs
     @torch.no_grad()
@@ -230,32 +180,18 @@ class Trainer(TrainLoop):
         self.last_preview = make_grid(imgs)
         return self.last_preview
 
-    def model(self) -> GANModel:
-        """A GANModel view of the current state (shares the live modules)."""
+    def summary(self) -> dict:
         cfg = self.cfg
-        training = {
-            "steps": self.step_count, "seed": cfg.seed, "image_size": self.model_cfg.image_size,
-            "dataset": self.data.name, "dataset_size": len(self.data), "batch": cfg.batch,
-            "loss": self.objective.label, "augment": cfg.augment,
-            "r1_gamma": cfg.r1_gamma,
-            "final_losses": {k: v[-1] for k, v in self.history.items() if v},
-            "gan_core_version": __version__, "device": self.device.type,
-            "seconds": round(time.perf_counter() - self._started, 2),
-        }
+        lines = {"image_size": self.model_cfg.image_size, "dataset": self.data.name,
+                 "dataset_size": len(self.data), "loss": self.objective.label,
+                 "augment": cfg.augment, "r1_gamma": cfg.r1_gamma}
         if self.world_size > 1:
-            training["processes"] = self.world_size
-        resume = ResumeState(
-            step=self.step_count,
-            optimizers={"G": self.opt_g.state_dict(), "D": self.opt_d.state_dict()},
-            rng_state=self.gen.get_state(), ema_count=int(self.ema.n_averaged),
-            history={k: list(v) for k, v in self.history.items()},
-            train_config=cfg.to_dict(),
-        )
-        modules = {"G": self.G, "G_ema": self.ema.module, "D": self.D}
-        model = GANModel(cfg.arch, self.model_cfg, modules, training=training, resume=resume,
-                         source=self.out)
-        self.G.train(), self.D.train()  # GANModel() puts modules in eval mode
-        return model
+            lines["processes"] = self.world_size
+        return lines
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"G": self.G, "G_ema": self.ema.module, "D": self.D}
+
 
 def train(config: TrainConfig, dataset: ImageDataset, out: str | os.PathLike | None = None,
           resume: GANModel | None = None, callbacks: TrainCallbacks | None = None) -> GANModel:

@@ -10,6 +10,7 @@ import math
 import os
 import re
 from pathlib import Path
+from typing import Callable, Iterable
 
 import numpy as np
 import torch
@@ -101,6 +102,38 @@ def to_rgb(images: torch.Tensor) -> torch.Tensor:
     if c == 1:
         return images.expand(*images.shape[:-1], 3).contiguous()
     return images[..., :3].contiguous()
+
+
+def fill_batch(total: int, groups: Iterable[range], make: Callable[[range], torch.Tensor],
+               before: Callable[[], None] | None = None,
+               after: Callable[[int], None] | None = None) -> torch.Tensor:
+    """One result batch of `total` rows, filled group by group: `make(rows)` renders a group,
+    which is written into a batch allocated at the first group (a list of parts and a final
+    torch.cat would hold the whole output twice). `before()` runs before each group (a cancel
+    poll, which may raise) and `after(rows done)` after it (progress). When one group covers
+    everything, its result is returned as it is."""
+    out: torch.Tensor | None = None
+    for rows in groups:
+        if before is not None:
+            before()
+        part = make(rows)
+        if out is None:
+            whole = len(part) == total
+            out = part if whole else part.new_empty((total, *part.shape[1:]))
+        if out is not part:
+            out[rows.start:rows.start + len(part)] = part
+        del part
+        if after is not None:
+            after(rows.stop)
+    if out is None:
+        raise ValueError("fill_batch: no rows to render")
+    return out
+
+
+def chunks(total: int, size: int) -> list[range]:
+    """[0, total) in consecutive ranges of at most `size` rows."""
+    step = max(1, size)
+    return [range(i, min(total, i + step)) for i in range(0, total, step)]
 
 
 # ITU-R BT.601 luma weights (what Pillow's "L" uses): the one definition of gray in gan_core.

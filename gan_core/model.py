@@ -17,6 +17,7 @@ from .archs import get_arch
 from .infer import denoise_images, stylize_images
 from .latent.space import LatentSpace
 from .registry import ArchSpec, ImageIO, LatentIO
+from .images import chunks, fill_batch
 from .seeds import parse_seeds
 
 
@@ -137,21 +138,13 @@ class GANModel:
             raise ValueError(f"truncation must be between 0 and 2, got {truncation}")
         seeds = parse_seeds(seeds)
         space = LatentSpace(self, device)
-        # Chunks of batch_size bound the activations; each chunk goes straight into one result
-        # batch allocated at the first chunk (a list + torch.cat would hold the output twice).
-        step = max(1, batch_size)
-        out: torch.Tensor | None = None
-        for i in range(0, len(seeds), step):
-            chunk = seeds[i:i + step]
-            part = space.render(space.seed_codes(chunk, truncation), noise=noise, seeds=chunk)
-            if out is None:
-                whole = len(part) == len(seeds)
-                out = part if whole else part.new_empty((len(seeds), *part.shape[1:]))
-            if out is not part:
-                out[i:i + len(part)] = part
-            del part
-        assert out is not None  # parse_seeds refuses an empty list
-        return out
+
+        def render(rows: range) -> torch.Tensor:
+            chunk = seeds[rows.start:rows.stop]
+            return space.render(space.seed_codes(chunk, truncation), noise=noise, seeds=chunk)
+
+        # Chunks of batch_size bound the activations, written into one result batch.
+        return fill_batch(len(seeds), chunks(len(seeds), batch_size), render)
 
     def stylize(self, images: torch.Tensor, strength: float = 1.0,
                 tile: int | None = None, direction: str = "A->B") -> torch.Tensor:

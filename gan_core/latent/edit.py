@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 import torch
 
+from ..images import chunks, fill_batch
 from ..seeds import MAX_SEED, latents_for_seeds, parse_seeds
 from .paths import callback_hooks, keyframes, lerp, slerp
 from .space import GANLatent, LatentSpace, check_noise
@@ -38,19 +39,10 @@ def generate_from_latent(model: "GANModel", latent: GANLatent, truncation: float
     codes = space.truncate(space.codes_of(latent, "w+" if latent.space == "w+" else None),
                            truncation)
     on_step, check_stop = callback_hooks(callbacks)
-    out: torch.Tensor | None = None  # one result batch, filled chunk by chunk
-    step = max(1, batch_size)
-    for i in range(0, len(codes), step):
-        if check_stop is not None:
-            check_stop()
-        part = space.render(codes[i:i + step], noise=noise)
-        if out is None:
-            out = part.new_empty((len(codes), *part.shape[1:]))
-        out[i:i + len(part)] = part
-        if on_step is not None:
-            on_step(i + len(part), {})
-    assert out is not None
-    return out
+    return fill_batch(len(codes), chunks(len(codes), batch_size),
+                      lambda g: space.render(codes[g.start:g.stop], noise=noise),
+                      before=check_stop,
+                      after=(lambda done: on_step(done, {})) if on_step is not None else None)
 
 
 @torch.no_grad()

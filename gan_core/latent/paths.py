@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Sequence
 
 import torch
 
+from ..images import fill_batch
 from .space import GANLatent, LatentSpace, check_noise
 
 if TYPE_CHECKING:
@@ -110,18 +111,10 @@ def _render(space: LatentSpace, codes: torch.Tensor, noise: str, batch_size: int
         if i < n:
             groups.append(range(i, i + 1))
         start = i + 1
-    frames: torch.Tensor | None = None  # one result batch, filled chunk by chunk
-    for g in groups:
-        if check_stop is not None:
-            check_stop()  # may raise (ComfyUI's interrupt); a path is all or nothing
-        part = space.render(codes[g.start:g.stop], noise=noise)
-        if frames is None:
-            frames = part.new_empty((n, *part.shape[1:]))
-        frames[g.start:g.stop] = part
-        if on_step is not None:
-            on_step(g.stop, {})
-    assert frames is not None
-    return frames
+    # check_stop may raise (ComfyUI's interrupt): a path is all or nothing
+    return fill_batch(n, groups, lambda g: space.render(codes[g.start:g.stop], noise=noise),
+                      before=check_stop,
+                      after=(lambda done: on_step(done, {})) if on_step is not None else None)
 
 
 def _path_noise(noise: str) -> str:

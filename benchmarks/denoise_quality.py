@@ -82,7 +82,6 @@ OUT environment variable is set.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime
 import json
 import os

@@ -82,10 +82,15 @@ class _Kind:
     unit: str
 
 
+# The smallest photon count at white a poisson step accepts (see _KINDS).
+MIN_POISSON_PEAK = 1e-3
+
 _KINDS: dict[str, _Kind] = {
     "gaussian": _Kind((_Param("sigma", 0.0, 255.0),), "gaussian:SIGMA", "SIGMA in 0..255"),
-    "poisson": _Kind((_Param("peak", 0.0, 1e6, default=50.0, open_lo=True),),
-                     "poisson[:PEAK]", "PEAK > 0, photons at white"),
+    # PEAK at least MIN_POISSON_PEAK: below ~1.4e-45 it is 0 in float32 and every pixel
+    # becomes 0/0 = NaN; a thousandth of a photon at white is already a black image.
+    "poisson": _Kind((_Param("peak", MIN_POISSON_PEAK, 1e6, default=50.0),),
+                     "poisson[:PEAK]", f"PEAK in {MIN_POISSON_PEAK:g}..1e6, photons at white"),
     "saltpepper": _Kind((_Param("rate", 0.0, 1.0),), "saltpepper:RATE", "RATE in 0..1"),
     "jpeg": _Kind((_Param("quality", 1.0, 100.0, integer=True),), "jpeg:QUALITY",
                   "QUALITY a whole number 1..100"),

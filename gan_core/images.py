@@ -297,9 +297,14 @@ def _exif_upright(img: Image.Image, path: Path) -> None:
                     "stored", str(path), exc)
 
 
-def read_image(path: str | os.PathLike, hint_size: int | None = None) -> torch.Tensor:
+def read_image(path: str | os.PathLike, hint_size: int | None = None,
+               keep_mode: bool = False) -> torch.Tensor:
     """One image file -> [H,W,3] float32 in [0,1]: the one reader behind the CLI, image folders
     and crop sources, so every file-reading path treats odd files the same way.
+
+    `keep_mode` (for tools that write the picture back, like `stylize` and `denoise`): a gray
+    file comes back as [H,W,1] and one with transparency as [H,W,4] (RGBA, not composited),
+    so the result can be saved in the input's own mode.
 
     * EXIF orientation is applied (the picture is upright as a viewer shows it);
     * alpha and palette transparency are composited onto white; palette, bilevel, CMYK (JPEG,
@@ -314,6 +319,8 @@ def read_image(path: str | os.PathLike, hint_size: int | None = None) -> torch.T
     side, so a 6000 px photo does not cost 400 MB on the way to 64 px.
     """
     path = Path(path)
+    if keep_mode:
+        return _read_keeping_mode(path, hint_size)
     try:
         arr = _decode(path, hint_size)
     except (ImageError, MemoryError):
@@ -351,6 +358,23 @@ def _decode(path: Path, hint_size: int | None) -> np.ndarray:
             if factor >= 2:
                 std = std.reduce(factor)
         return _pil_to_array(std)
+
+
+def _read_keeping_mode(path: Path, hint_size: int | None) -> torch.Tensor:
+    """read_image(keep_mode=True): RGB as usual, gray as one channel, alpha kept (RGBA with
+    the colour under it, not composited)."""
+    with _open(path) as img:
+        mode, transparent = img.mode, _has_alpha(img)
+        if transparent:
+            img.load()
+            _exif_upright(img, path)
+            rgba = np.array(img.convert("RGBA"), dtype=np.uint8)
+    if transparent:
+        return torch.from_numpy(rgba).float().div_(255.0)
+    rgb = read_image(path, hint_size)
+    if mode in ("L", "I", "F", "1") or mode.startswith("I;16"):
+        return rgb[..., :1].contiguous()
+    return rgb
 
 
 def save_image(image: torch.Tensor, path: str | os.PathLike) -> Path:

@@ -99,7 +99,11 @@ class GANModel:
 
     @property
     def image_size(self) -> int:
-        return int(getattr(self.config, "image_size", 0))
+        """The generated (or trained) image side in px; 0 when the family has no fixed size."""
+        for name in ("image_size", "img_resolution"):  # ours / NVIDIA's config field
+            if hasattr(self.config, name):
+                return int(getattr(self.config, name))
+        return 0
 
     @property
     def latent_dim(self) -> int:
@@ -122,7 +126,8 @@ class GANModel:
     @torch.inference_mode()
     def generate(self, seeds: int | str | Iterable[int], truncation: float = 1.0,
                  batch_size: int = 64, device: torch.device | str | None = None,
-                 noise: str = "fixed") -> torch.Tensor:
+                 noise: str = "fixed", class_index: int | None = None,
+                 truncation_cutoff: int | None = None, camera=None) -> torch.Tensor:
         """Images for `seeds` as float32 [B,H,W,3] in [0,1] on the CPU.
 
         Each seed's latent comes from its own generator and the network runs in eval mode,
@@ -132,16 +137,22 @@ class GANModel:
         typicality. `noise` (generators with noise inputs): "fixed" (the default: an image
         depends on its seed alone), "random" (drawn from a generator seeded by the image's
         seed) or "none". Goes through gan_core.latent's adapter, like every latent tool.
+        Conditional models (`latent_io.classes` > 0) need `class_index`; `truncation_cutoff`
+        truncates only the first layers (mapping models, as NVIDIA's scripts); `camera`
+        (generators with one, StyleGAN3): (tx, ty, degrees), the view moved by tx, ty (in
+        image widths) and turned by degrees, for every image.
         """
         self._require_task("generate")
         if not 0.0 <= truncation <= 2.0:
             raise ValueError(f"truncation must be between 0 and 2, got {truncation}")
         seeds = parse_seeds(seeds)
-        space = LatentSpace(self, device)
+        space = LatentSpace(self, device, class_index=class_index,
+                            truncation_cutoff=truncation_cutoff)
 
         def render(rows: range) -> torch.Tensor:
             chunk = seeds[rows.start:rows.stop]
-            return space.render(space.seed_codes(chunk, truncation), noise=noise, seeds=chunk)
+            return space.render(space.seed_codes(chunk, truncation), noise=noise, seeds=chunk,
+                                camera=camera)
 
         # Chunks of batch_size bound the activations, written into one result batch.
         return fill_batch(len(seeds), chunks(len(seeds), batch_size), render)

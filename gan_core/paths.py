@@ -39,8 +39,16 @@ def reserve_numbered(folder: str | os.PathLike, stem: str, counter: int, suffix:
     """Claim `folder/stem_NNNNN_suffix` with the first free counter from `counter` on.
 
     The file is created exclusively (an empty placeholder the first checkpoint replaces), so
-    two runs started together with the same prefix can never pick the same name.
+    two runs started together with the same prefix can never pick the same name. A `stem`
+    that is empty, "." (what an empty or folder-only prefix becomes), hidden or holds a path
+    separator is refused with UnsafePathError (a ValueError) naming the prefix.
     """
+    if not isinstance(stem, str) or not stem.strip() or stem.startswith(".") \
+            or any(c in stem for c in "/\\\x00"):
+        raise UnsafePathError(
+            f"filename prefix: {stem!r} is not a file name (it is empty, a folder, or starts "
+            "with '.', which would make a hidden file); end the prefix with a name, e.g. "
+            "'gan_atelier/model'")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     while True:

@@ -28,6 +28,8 @@ TRAINERS = ("gan", "style", "denoise")
 # The roles a file may hold and which part of a family's builder makes each: the EMA generator
 # is a copy of G, a CycleGAN's reverse pair are another G and D.
 STANDARD_ROLES = {"G": "G", "G_ema": "G", "D": "D"}
+# The role holding the moving average of G: a copy, never stepped by an optimiser.
+EMA_ROLE = "G_ema"
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,12 @@ class LatentIO:
     turns z into w (StyleGAN), so images are steered and truncated in w. `synthesis`: the
     module implements `map_z(z)` and `synthesize(w, noise=, generator=)`; otherwise it is
     called as `module(z)`. `style_mixing`: it implements `style_layers(name)` and
-    `mix_styles(w_a, w_b, layers)`."""
+    `mix_styles(w_a, w_b, layers)`. `seed_convention`: how a seed becomes z ("torch", or
+    "numpy" for families whose original scripts draw `np.random.RandomState(seed).randn`, so
+    a shared seed gives the picture the original gives; see gan_core.seeds). `classes`: the
+    number of classes of a conditional model (0: unconditional); its `map_z(z, c)` takes a
+    one-hot label. `camera`: `synthesize` takes `transform=` (a 3x3 camera matrix, StyleGAN3's
+    input transform) and the module offers `camera_matrix(translate, rotate_degrees)`."""
 
     z_dim: int
     w_dim: int = 0  # 0: the same as z_dim
@@ -75,6 +82,9 @@ class LatentIO:
     mapped: bool = False
     synthesis: bool = False
     style_mixing: bool = False
+    seed_convention: str = "torch"
+    classes: int = 0
+    camera: bool = False
 
     @property
     def code_dim(self) -> int:
@@ -210,6 +220,14 @@ class ArchSpec:
 
     def trains_with(self, trainer: str) -> bool:
         return self.training is not None and self.training.trainer == trainer
+
+
+def optimizer_roles(spec: ArchSpec, name: str) -> tuple[str, ...]:
+    """The roles whose parameters a trainer's optimiser `name` steps, in the order it is given
+    them: every role the family builds as part `name` (the trainers name each optimiser after
+    the part it trains: "G" steps G, and a CycleGAN's G then G_BA), the EMA copy excluded.
+    A resume file's optimiser state is checked against these roles' parameters."""
+    return tuple(role for role, part in spec.roles.items() if part == name and role != EMA_ROLE)
 
 
 def config_to_json(config: Any) -> str:

@@ -1,46 +1,59 @@
-"""Node classes, collected into one table of id -> (class, display name).
+"""The pack's nodes in ComfyUI's V3 schema, and the extension that hands them to ComfyUI.
 
-Each family module is imported on its own: if one fails (say, a later family needs a
-package the user lacks), it is logged and the rest of the pack still loads.
+Each module is imported on its own: if one fails (say, a later family needs a package the
+user lacks), it is logged and the rest of the pack still loads.
 """
 from __future__ import annotations
 
 import importlib
 import logging
 
+from . import bridge  # ComfyUI's V3 API: an ImportError here means "not inside ComfyUI"
+
 log = logging.getLogger("gan_atelier")
 
-# module, class name (= node id), display name
+# module, class name (= node id)
 NODES = [
-    ("train", "GANAtelierTrain", "Train GAN (GAN Atelier)"),
-    ("generate", "GANAtelierGenerate", "Generate (GAN Atelier)"),
-    ("style", "GANAtelierStyleTransfer", "Style Transfer (GAN Atelier)"),
-    ("train_style", "GANAtelierTrainStyle", "Train Style (GAN Atelier)"),
-    ("noise", "GANAtelierAddNoise", "Add Noise (GAN Atelier)"),
-    ("denoise", "GANAtelierDenoise", "Denoise (GAN Atelier)"),
-    ("train_denoise", "GANAtelierTrainDenoiser", "Train Denoiser (GAN Atelier)"),
-    ("io", "GANAtelierLoadModel", "Load GAN Model (GAN Atelier)"),
-    ("io", "GANAtelierSaveModel", "Save GAN Model (GAN Atelier)"),
-    ("datasets", "GANAtelierExampleDataset", "Example Dataset (GAN Atelier)"),
-    ("images", "GANAtelierImageGrid", "Image Grid (GAN Atelier)"),
-    ("latent", "GANAtelierLatentWalk", "Latent Walk (GAN Atelier)"),
-    ("latent", "GANAtelierInvertImage", "Invert Image (GAN Atelier)"),
-    ("latent", "GANAtelierGenerateFromLatent", "Generate From Latent (GAN Atelier)"),
-    ("latent", "GANAtelierStyleMix", "Style Mix (GAN Atelier)"),
+    ("train", "GANAtelierTrain"),
+    ("generate", "GANAtelierGenerate"),
+    ("style", "GANAtelierStyleTransfer"),
+    ("train_style", "GANAtelierTrainStyle"),
+    ("noise", "GANAtelierAddNoise"),
+    ("denoise", "GANAtelierDenoise"),
+    ("train_denoise", "GANAtelierTrainDenoiser"),
+    ("io", "GANAtelierLoadModel"),
+    ("io", "GANAtelierSaveModel"),
+    ("datasets", "GANAtelierExampleDataset"),
+    ("images", "GANAtelierImageGrid"),
+    ("plots", "GANAtelierPlotLosses"),
+    ("latent", "GANAtelierLatentWalk"),
+    ("latent", "GANAtelierInvertImage"),
+    ("latent", "GANAtelierGenerateFromLatent"),
+    ("latent", "GANAtelierStyleMix"),
+    ("audio", "GANAtelierAudioReactiveWalk"),
 ]
+# The frontend serves this folder: per-node help pages (docs/<NodeId>.md) and the small script
+# that keeps a new trainer's seed fixed (js/).
+WEB_DIRECTORY = "./web"
 
 
-def collect() -> tuple[dict[str, type], dict[str, str]]:
-    from . import bridge
-
+def node_classes() -> dict[str, type]:
+    """Node id -> class, for every node whose module imports."""
     bridge.register_model_folder()
     classes: dict[str, type] = {}
-    names: dict[str, str] = {}
-    for module_name, class_name, display in NODES:
+    for module_name, class_name in NODES:
         try:
             module = importlib.import_module(f".{module_name}", __name__)
             classes[class_name] = getattr(module, class_name)
-            names[class_name] = display
         except Exception:  # noqa: BLE001 - one broken family must not hide the others
             log.exception("GAN Atelier: node %s could not be loaded", class_name)
-    return classes, names
+    return classes
+
+
+def comfy_entrypoint():
+    """What ComfyUI calls to load the pack (V3): an extension listing the node classes."""
+    class GanAtelierExtension(bridge.ComfyExtension):
+        async def get_node_list(self) -> list[type]:
+            return list(node_classes().values())
+
+    return GanAtelierExtension()

@@ -1,5 +1,11 @@
-"""The only module that touches ComfyUI. Everything is imported lazily and has a plain
-fallback, so the pack imports (and its nodes run) outside ComfyUI: in tests and tools.
+"""The only module that touches ComfyUI.
+
+The node schema comes from ComfyUI's versioned V3 API, pinned to `comfy_api.v0_0_2` (what
+ComfyUI 0.3.64 ships): `io`, `ui` and `ComfyExtension` are imported here and nowhere else, and
+without them (outside ComfyUI) importing this module raises ImportError, which the pack's
+__init__ turns into one log line. Everything else (folder_paths, comfy.utils,
+comfy.model_management, comfy.cli_args) is imported lazily with a plain fallback, so gan_core's
+work runs the same in tests and tools.
 """
 from __future__ import annotations
 
@@ -11,13 +17,19 @@ import time
 from typing import Any, Iterator
 
 import torch
+from comfy_api.v0_0_2 import ComfyExtension, io, ui  # noqa: F401  (re-exported to the nodes)
 
 from .. import gan_core
 
 log = logging.getLogger("gan_atelier")
 
+# The pack's own types: a loaded or trained model, and latent codes made for one.
+GAN_MODEL = io.Custom("GAN_MODEL")
+GAN_LATENT = io.Custom("GAN_LATENT")
+
 MODEL_FOLDER = "gan"
-MODEL_EXTENSIONS = {".safetensors", ".pth", ".pt"}
+MODEL_EXTENSIONS = {".safetensors", ".pth", ".pt", ".pkl"}
+DEFAULT_PREVIEW_SIZE = 512  # ComfyUI's --preview-size default
 
 
 def _module(name: str) -> Any | None:
@@ -50,6 +62,21 @@ def model_names() -> list[str]:
         return folder_paths().get_filename_list(MODEL_FOLDER)
     except (RuntimeError, KeyError):
         return []
+
+
+def missing_model(name: str, what: str = "model_name") -> str | None:
+    """None when `name` is a file in models/gan, else what to do about it: a shared workflow
+    names a file this machine lacks (ComfyUI's own message would be "Value not in list")."""
+    names = model_names()
+    if name in names:
+        return None
+    where = ", ".join(folder_paths().get_folder_paths(MODEL_FOLDER)) or "ComfyUI/models/gan"
+    have = (f"; it holds {len(names)} file(s), e.g. {', '.join(names[:5])}" if names
+            else "; it is empty")
+    kind = ("an NVIDIA network pickle (from your StyleGAN2-ADA / StyleGAN3 training run or a "
+            "published model)" if name.lower().endswith(".pkl") else "the model file")
+    return (f"{what}: {name!r} is not in {where}{have}. Put {kind} there under that name, then "
+            f"refresh the page (R) and pick it.")
 
 
 def model_path(name: str, what: str = "model_name") -> str:
@@ -144,9 +171,61 @@ def lend_device(model: Any) -> Iterator[torch.device]:
         soft_empty_cache()
 
 
+def widget_errors(node: Any, **values: Any) -> str | None:
+    """ComfyUI's own queue-time checks (combo options, min, max) for the inputs a node's
+    validate_inputs takes: ComfyUI skips them for exactly those inputs, trusting the node to
+    check them. None when all are fine, else the message for the node. None values are inputs
+    fed by links (not known before the run) and pass."""
+    spec = node.INPUT_TYPES()
+    declared = {**spec.get("required", {}), **spec.get("optional", {})}
+    for name, value in values.items():
+        if value is None or name not in declared:
+            continue
+        kind, *rest = declared[name]
+        opts = rest[0] if rest else {}
+        options = kind if isinstance(kind, list) else opts.get("options") if kind == "COMBO" else None
+        if options is not None and value not in options:
+            shown = ", ".join(map(repr, options[:20])) + (", ..." if len(options) > 20 else "")
+            return f"{name}: {value!r} is not one of {shown}"
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if "min" in opts and value < opts["min"]:
+                return f"{name}: {value} is below the minimum {opts['min']}"
+            if "max" in opts and value > opts["max"]:
+                return f"{name}: {value} is above the maximum {opts['max']}"
+    return None
+
+
+def preview_size() -> int:
+    """The longest side ComfyUI shows live previews at (its --preview-size setting)."""
+    cli = _module("comfy.cli_args")
+    size = getattr(getattr(cli, "args", None), "preview_size", None) if cli is not None else None
+    return int(size) if isinstance(size, int) and size > 0 else DEFAULT_PREVIEW_SIZE
+
+
+def make_room_for_training() -> None:
+    """Before training on a GPU: ask ComfyUI's model management to unload what it holds there,
+    as core's training node does, so a diffusion model kept from an earlier prompt does not
+    leave the trainer short of memory. Models it unloads are reloaded when next needed."""
+    target = device()
+    mm = _module("comfy.model_management")
+    if target.type == "cpu" or mm is None or not hasattr(mm, "free_memory"):
+        return
+    # ComfyUI's own trainer asks for 1e20 bytes: everything that can be unloaded is.
+    mm.free_memory(1e20, target)
+
+
+def release_after_training(model: Any) -> None:
+    """After training: the result goes to the CPU, where it holds no GPU memory that model
+    management cannot reclaim (the nodes that use it borrow the device, see lend_device),
+    and the cache is trimmed."""
+    if model.device.type != "cpu":
+        model.to("cpu")
+    soft_empty_cache()
+
+
 class Progress:
-    """ComfyUI's ProgressBar with a preview image, throttled so a 10k-step run does not send
-    10k websocket messages; without ComfyUI it does nothing."""
+    """ComfyUI's ProgressBar with a preview image (at ComfyUI's preview size), throttled so a
+    10k-step run does not send 10k websocket messages; without ComfyUI it does nothing."""
 
     def __init__(self, total: int, min_interval: float = 0.2):
         utils = _module("comfy.utils")
@@ -164,7 +243,7 @@ class Progress:
         self._last = now
         shown = None
         if preview is not None:
-            shown = ("JPEG", gan_core.tensor_to_pil(preview), 512)
+            shown = ("JPEG", gan_core.tensor_to_pil(preview), preview_size())
         self.bar.update_absolute(value, self.total, shown)
 
 

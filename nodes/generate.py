@@ -2,52 +2,46 @@
 from __future__ import annotations
 
 from .. import gan_core
-from . import bridge
+from . import bridge, widgets
+from .bridge import io
 
 CHUNK = 64
 
 
-class GANAtelierGenerate:
-    DESCRIPTION = ("Generate images from a trained GAN. Image i uses seed + i, and a seed always "
-                   "gives the same image, whatever the count.")
-    CATEGORY = "GAN Atelier/generate"
-    FUNCTION = "generate"
-    RETURN_TYPES = ("IMAGE",)
-    RETURN_NAMES = ("images",)
-    OUTPUT_TOOLTIPS = ("count images, RGB",)
+class GANAtelierGenerate(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="GANAtelierGenerate",
+            display_name="Generate (GAN Atelier)",
+            category="GAN Atelier/generate",
+            description="Generate images from a trained GAN. Image i uses seed + i, and a seed "
+                        "always gives the same image, whatever the count.",
+            inputs=[
+                widgets.model(),
+                widgets.seed("seed of the first image; image i uses seed + i"),
+                io.Int.Input("count", default=16, min=1, max=4096,
+                             tooltip="how many images to generate"),
+                widgets.truncation("below 1 pulls latents toward the average: more typical, "
+                                   "less varied images; 1 = no truncation"),
+            ],
+            outputs=[io.Image.Output(display_name="images", tooltip="count images, RGB")],
+        )
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "model": ("GAN_MODEL", {"tooltip": "a generator from Train or Load GAN Model"}),
-                "seed": ("INT", {"default": 0, "min": 0, "max": gan_core.MAX_SEED,
-                         "control_after_generate": True,
-                         "tooltip": "seed of the first image; image i uses seed + i"}),
-                "count": ("INT", {"default": 16, "min": 1, "max": 4096,
-                          "tooltip": "how many images to generate"}),
-                "truncation": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 2.0, "step": 0.05,
-                               "tooltip": "below 1 pulls latents toward the average: more typical, "
-                                          "less varied images; 1 = no truncation"}),
-            }
-        }
-
-    def generate(self, model, seed, count, truncation):
+    def execute(cls, model, seed, count, truncation) -> io.NodeOutput:
         if model.task != "generate":
-            raise ValueError(f"model: expected a generator, got a {model.task!r} model ({model.arch})")
+            raise ValueError(f"model: expected a generator, got a {model.task!r} model "
+                             f"({model.arch})")
         seeds = [(seed + i) % (gan_core.MAX_SEED + 1) for i in range(count)]
         progress = bridge.Progress(count)
         # Chunks of CHUNK images: bounded activations, a cancel check and progress between
-        # chunks; each chunk is copied into one result batch (no list + torch.cat copy).
-        out = None
+        # chunks, each written into one result batch.
         with bridge.lend_device(model) as device:
-            for i in range(0, count, CHUNK):
+            def render(rows: range):
                 bridge.check_interrupt()
-                part = model.generate(seeds[i:i + CHUNK], truncation=truncation, device=device)
-                if out is None:
-                    out = part.new_empty((count, *part.shape[1:])) if count > len(part) else part
-                if out is not part:
-                    out[i:i + len(part)] = part
-                del part
-                progress.update(min(count, i + CHUNK))
-        return (out,)
+                return model.generate(seeds[rows.start:rows.stop], truncation=truncation,
+                                      device=device)
+            out = gan_core.fill_batch(count, gan_core.chunks(count, CHUNK), render,
+                                      after=progress.update)
+        return io.NodeOutput(out)

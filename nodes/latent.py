@@ -8,12 +8,10 @@ import logging
 import torch
 
 from .. import gan_core
-from . import bridge
+from . import bridge, widgets
+from .bridge import GAN_LATENT, io
 
 log = logging.getLogger("gan_atelier")
-
-LATENT = "GAN_LATENT"
-SEED_MAX = gan_core.MAX_SEED
 
 
 def _require_generator(model) -> None:
@@ -30,48 +28,49 @@ def _callbacks(progress: bridge.Progress, offset: int = 0, preview: bool = False
     )
 
 
-class GANAtelierLatentWalk:
-    DESCRIPTION = ("Animate a generator: frames that travel through latent space from seed to "
-                   "seed (e.g. 1,5,9) and, looped, back to the first, seamlessly. Feed the frames "
-                   "and the fps output to Save Animated WEBP or Create Video.")
-    CATEGORY = "GAN Atelier/latent"
-    FUNCTION = "walk"
-    RETURN_TYPES = ("IMAGE", "FLOAT")
-    RETURN_NAMES = ("frames", "fps")
-    OUTPUT_TOOLTIPS = ("the animation frames, RGB",
-                       "a frame rate that shows each seed-to-seed move in about two seconds "
-                       "(6-24 fps)")
+class GANAtelierLatentWalk(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="GANAtelierLatentWalk",
+            display_name="Latent Walk (GAN Atelier)",
+            category="GAN Atelier/latent",
+            description="Animate a generator: frames that travel through latent space from seed "
+                        "to seed (e.g. 1,5,9) and, looped, back to the first, seamlessly. Feed "
+                        "the frames and the fps output to Save Animated WEBP or Create Video.",
+            inputs=[
+                widgets.model(),
+                io.String.Input("seeds", default="1,5,9",
+                                tooltip="the seeds to visit in order, e.g. 1,5,9 (ranges like "
+                                        "3-6 work too); at least two stops in all, counting "
+                                        "each code of a connected latent (then this may be "
+                                        "empty)"),
+                io.Int.Input("frames", default=48, min=2, max=4096,
+                             tooltip="total number of frames in the animation"),
+                io.Combo.Input("mode", options=list(gan_core.INTERPOLATION_MODES), default="auto",
+                               tooltip="auto: spherical in z for plain GANs, linear in w for "
+                                       "StyleGAN (each model's best practice); or force one"),
+                io.Combo.Input("easing", options=list(gan_core.EASINGS), default="linear",
+                               tooltip="speed along each seed-to-seed move: linear = constant; "
+                                       "ease_in_out = slows down at every seed"),
+                io.Boolean.Input("loop", default=True,
+                                 tooltip="return to the first seed so the animation repeats "
+                                         "without a jump (no frame is repeated at the seam)"),
+                widgets.truncation("below 1 pulls every frame toward the average image",
+                                   optional=True),
+                GAN_LATENT.Input("latent", optional=True,
+                                 tooltip="optional start (from Invert Image): the walk begins at "
+                                         "this latent, then visits the seeds"),
+            ],
+            outputs=[io.Image.Output(display_name="frames", tooltip="the animation frames, RGB"),
+                     io.Float.Output(display_name="fps",
+                                     tooltip="a frame rate that shows each seed-to-seed move in "
+                                             "about two seconds (6-24 fps)")],
+        )
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "model": ("GAN_MODEL", {"tooltip": "a generator from Train or Load GAN Model"}),
-                "seeds": ("STRING", {"default": "1,5,9",
-                          "tooltip": "the seeds to visit in order, e.g. 1,5,9 (ranges like 3-6 "
-                                     "work too); at least two stops in all, counting each code "
-                                     "of a connected latent (then this may be empty)"}),
-                "frames": ("INT", {"default": 48, "min": 2, "max": 4096,
-                           "tooltip": "total number of frames in the animation"}),
-                "mode": (list(gan_core.INTERPOLATION_MODES), {"default": "auto",
-                         "tooltip": "auto: spherical in z for plain GANs, linear in w for "
-                                    "StyleGAN2 (each model's best practice); or force one"}),
-                "easing": (list(gan_core.EASINGS), {"default": "linear",
-                           "tooltip": "speed along each seed-to-seed move: linear = constant; "
-                                      "ease_in_out = slows down at every seed"}),
-                "loop": ("BOOLEAN", {"default": True,
-                         "tooltip": "return to the first seed so the animation repeats without "
-                                    "a jump (no frame is repeated at the seam)"}),
-            },
-            "optional": {
-                "truncation": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 2.0, "step": 0.05,
-                               "tooltip": "below 1 pulls every frame toward the average image"}),
-                "latent": (LATENT, {"tooltip": "optional start (from Invert Image): the walk "
-                                               "begins at this latent, then visits the seeds"}),
-            },
-        }
-
-    def walk(self, model, seeds, frames, mode, easing, loop, truncation=1.0, latent=None):
+    def execute(cls, model, seeds, frames, mode, easing, loop, truncation=1.0,
+                latent=None) -> io.NodeOutput:
         _require_generator(model)
         # A connected latent's codes are stops of their own: two of them need no seed.
         given = latent is None or str(seeds).strip()
@@ -83,46 +82,46 @@ class GANAtelierLatentWalk:
             result = gan_core.walk(model, stops, frames, mode=mode, easing=easing, loop=loop,
                                    truncation=truncation, device=device,
                                    callbacks=_callbacks(progress))
-        return (result.images, result.fps)
+        return io.NodeOutput(result.images, result.fps)
 
 
-class GANAtelierInvertImage:
-    DESCRIPTION = ("Find the latent whose generated image best matches your image (GAN "
-                   "inversion). Outputs the latent for Generate From Latent or Style Mix, the "
-                   "reconstruction and its PSNR. Images are fitted to the model's size; each "
-                   "image of a batch is inverted on its own.")
-    CATEGORY = "GAN Atelier/latent"
-    FUNCTION = "invert"
-    RETURN_TYPES = (LATENT, "IMAGE", "FLOAT")
-    RETURN_NAMES = ("latent", "reconstruction", "psnr")
-    OUTPUT_TOOLTIPS = ("one latent code per input image",
-                       "the generator's image of each latent, at the model's size",
-                       "mean PSNR (dB) of the reconstructions against the fitted inputs")
+class GANAtelierInvertImage(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="GANAtelierInvertImage",
+            display_name="Invert Image (GAN Atelier)",
+            category="GAN Atelier/latent",
+            description="Find the latent whose generated image best matches your image (GAN "
+                        "inversion). Outputs the latent for Generate From Latent or Style Mix, "
+                        "the reconstruction and its PSNR. Images are fitted to the model's "
+                        "size; each image of a batch is inverted on its own.",
+            inputs=[
+                widgets.model(),
+                io.Image.Input("image", tooltip="the picture(s) to reproduce; centre-cropped to "
+                                                "square and resized to the model's size"),
+                io.Int.Input("steps", default=300, min=1, max=10000,
+                             tooltip="optimisation steps per image: more = closer match, slower"),
+                io.Combo.Input("space", options=list(gan_core.INVERT_SPACES), default="auto",
+                               tooltip="z: the input noise (most editable); w: after StyleGAN's "
+                                       "mapping network; w+: one w per layer (closest match, "
+                                       "less editable); auto: w for StyleGAN, else z"),
+                widgets.seed("seeds the starting candidates (seed, seed+1, ...)"),
+                io.Float.Input("learning_rate", default=0.05, min=1e-4, max=1.0, step=0.005,
+                               optional=True, tooltip="Adam step size on the latent"),
+            ],
+            outputs=[GAN_LATENT.Output(display_name="latent",
+                                       tooltip="one latent code per input image"),
+                     io.Image.Output(display_name="reconstruction",
+                                     tooltip="the generator's image of each latent, at the "
+                                             "model's size"),
+                     io.Float.Output(display_name="psnr",
+                                     tooltip="mean PSNR (dB) of the reconstructions against the "
+                                             "fitted inputs")],
+        )
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "model": ("GAN_MODEL", {"tooltip": "a generator from Train or Load GAN Model"}),
-                "image": ("IMAGE", {"tooltip": "the picture(s) to reproduce; centre-cropped to "
-                                               "square and resized to the model's size"}),
-                "steps": ("INT", {"default": 300, "min": 1, "max": 10000,
-                          "tooltip": "optimisation steps per image: more = closer match, slower"}),
-                "space": (list(gan_core.INVERT_SPACES), {"default": "auto",
-                          "tooltip": "z: the input noise (most editable); w: after StyleGAN2's "
-                                     "mapping network; w+: one w per layer (closest match, less "
-                                     "editable); auto: w for StyleGAN2, else z"}),
-                "seed": ("INT", {"default": 0, "min": 0, "max": SEED_MAX,
-                         "control_after_generate": True,
-                         "tooltip": "seeds the starting candidates (seed, seed+1, ...)"}),
-            },
-            "optional": {
-                "learning_rate": ("FLOAT", {"default": 0.05, "min": 1e-4, "max": 1.0,
-                                  "step": 0.005, "tooltip": "Adam step size on the latent"}),
-            },
-        }
-
-    def invert(self, model, image, steps, space, seed, learning_rate=0.05):
+    def execute(cls, model, image, steps, space, seed, learning_rate=0.05) -> io.NodeOutput:
         _require_generator(model)
         images = gan_core.check_image_batch(image, "image")
         progress = bridge.Progress(steps * len(images))
@@ -138,43 +137,38 @@ class GANAtelierInvertImage:
                 scores.append(result.psnr)
                 log.info("GAN Atelier: inverted image %d/%d in %s, PSNR %.2f dB",
                          i + 1, len(images), result.latent.space, result.psnr)
-        return (gan_core.GANLatent.cat(latents), torch.cat(recons), float(sum(scores) / len(scores)))
+        return io.NodeOutput(gan_core.GANLatent.cat(latents), torch.cat(recons),
+                             float(sum(scores) / len(scores)))
 
 
-class GANAtelierGenerateFromLatent:
-    DESCRIPTION = ("Generate images from a latent (from Invert Image): the latent's own image, "
-                   "or variations around it. Variation strength 0 repeats the source; 1 gives "
-                   "unrelated images.")
-    CATEGORY = "GAN Atelier/latent"
-    FUNCTION = "generate"
-    RETURN_TYPES = ("IMAGE",)
-    RETURN_NAMES = ("images",)
-    OUTPUT_TOOLTIPS = ("count images per latent code, grouped by code",)
+class GANAtelierGenerateFromLatent(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="GANAtelierGenerateFromLatent",
+            display_name="Generate From Latent (GAN Atelier)",
+            category="GAN Atelier/latent",
+            description="Generate images from a latent (from Invert Image): the latent's own "
+                        "image, or variations around it. Variation strength 0 repeats the "
+                        "source; 1 gives unrelated images.",
+            inputs=[
+                widgets.model("the generator the latent was made for"),
+                GAN_LATENT.Input("latent", tooltip="latent codes from Invert Image"),
+                io.Int.Input("count", default=1, min=1, max=4096, tooltip="images per latent code"),
+                io.Float.Input("variation_strength", default=0.0, min=0.0, max=1.0, step=0.05,
+                               tooltip="how far each image moves from the latent toward a "
+                                       "random one: 0 = the latent itself"),
+                widgets.seed("seeds the variations (image j of code i uses seed + i * count + j)"),
+                widgets.truncation("below 1 pulls the images toward the average image",
+                                   optional=True),
+            ],
+            outputs=[io.Image.Output(display_name="images",
+                                     tooltip="count images per latent code, grouped by code")],
+        )
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "model": ("GAN_MODEL", {"tooltip": "the generator the latent was made for"}),
-                "latent": (LATENT, {"tooltip": "latent codes from Invert Image"}),
-                "count": ("INT", {"default": 1, "min": 1, "max": 4096,
-                          "tooltip": "images per latent code"}),
-                "variation_strength": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0,
-                                       "step": 0.05,
-                                       "tooltip": "how far each image moves from the latent "
-                                                  "toward a random one: 0 = the latent itself"}),
-                "seed": ("INT", {"default": 0, "min": 0, "max": SEED_MAX,
-                         "control_after_generate": True,
-                         "tooltip": "seeds the variations (image j of code i uses seed + "
-                                    "i * count + j)"}),
-            },
-            "optional": {
-                "truncation": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 2.0, "step": 0.05,
-                               "tooltip": "below 1 pulls the images toward the average image"}),
-            },
-        }
-
-    def generate(self, model, latent, count, variation_strength, seed, truncation=1.0):
+    def execute(cls, model, latent, count, variation_strength, seed,
+                truncation=1.0) -> io.NodeOutput:
         _require_generator(model)
         with bridge.lend_device(model) as device:
             if count > 1 or variation_strength > 0:
@@ -183,46 +177,44 @@ class GANAtelierGenerateFromLatent:
             progress = bridge.Progress(len(latent))
             images = gan_core.generate_from_latent(model, latent, truncation=truncation,
                                                    device=device, callbacks=_callbacks(progress))
-        return (images,)
+        return io.NodeOutput(images)
 
 
-class GANAtelierStyleMix:
-    DESCRIPTION = ("StyleGAN2 style mixing: an image whose coarse (pose, shape), middle "
-                   "(features) or fine (colour, texture) layers take their style from another "
-                   "seed. Needs a generator with per-layer styles; others give a clear error.")
-    CATEGORY = "GAN Atelier/latent"
-    FUNCTION = "mix"
-    RETURN_TYPES = ("IMAGE",)
-    RETURN_NAMES = ("images",)
-    OUTPUT_TOOLTIPS = ("the mixed image (one per latent code when a latent is connected)",)
+class GANAtelierStyleMix(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="GANAtelierStyleMix",
+            display_name="Style Mix (GAN Atelier)",
+            category="GAN Atelier/latent",
+            description="StyleGAN style mixing: an image whose coarse (pose, shape), middle "
+                        "(features) or fine (colour, texture) layers take their style from "
+                        "another seed. Needs a generator with per-layer styles; others give a "
+                        "clear error.",
+            inputs=[
+                widgets.model("a StyleGAN generator from Load GAN Model"),
+                widgets.seed("the source image's seed (ignored when latent is connected)"),
+                io.Int.Input("mix_seed", default=1, min=0, max=gan_core.MAX_SEED,
+                             tooltip="the seed whose style replaces the chosen layers"),
+                io.Combo.Input("layers", options=list(gan_core.STYLE_LAYERS), default="coarse",
+                               tooltip="which layers take the mix seed's style: coarse = 4-8 px "
+                                       "(pose, shape), middle = 16-32 px (features), fine = "
+                                       "64 px and up (colour, texture)"),
+                GAN_LATENT.Input("latent", optional=True,
+                                 tooltip="a source latent (from Invert Image) used instead of "
+                                         "the seed"),
+                widgets.truncation("below 1 pulls both styles toward the average", optional=True),
+            ],
+            outputs=[io.Image.Output(display_name="images",
+                                     tooltip="the mixed image (one per latent code when a latent "
+                                             "is connected)")],
+        )
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "model": ("GAN_MODEL", {"tooltip": "a StyleGAN2 generator from Load GAN Model"}),
-                "seed": ("INT", {"default": 0, "min": 0, "max": SEED_MAX,
-                         "control_after_generate": True,
-                         "tooltip": "the source image's seed (ignored when latent is connected)"}),
-                "mix_seed": ("INT", {"default": 1, "min": 0, "max": SEED_MAX,
-                             "tooltip": "the seed whose style replaces the chosen layers"}),
-                "layers": (list(gan_core.STYLE_LAYERS), {"default": "coarse",
-                           "tooltip": "which layers take the mix seed's style: coarse = 4-8 px "
-                                      "(pose, shape), middle = 16-32 px (features), fine = 64 px "
-                                      "and up (colour, texture)"}),
-            },
-            "optional": {
-                "latent": (LATENT, {"tooltip": "a source latent (from Invert Image) used "
-                                               "instead of the seed"}),
-                "truncation": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 2.0, "step": 0.05,
-                               "tooltip": "below 1 pulls both styles toward the average"}),
-            },
-        }
-
-    def mix(self, model, seed, mix_seed, layers, latent=None, truncation=1.0):
+    def execute(cls, model, seed, mix_seed, layers, latent=None, truncation=1.0) -> io.NodeOutput:
         _require_generator(model)
         bridge.check_interrupt()
         with bridge.lend_device(model) as device:
             images = gan_core.style_mix(model, latent if latent is not None else seed, mix_seed,
                                         layers=layers, truncation=truncation, device=device)
-        return (images,)
+        return io.NodeOutput(images)

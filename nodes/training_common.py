@@ -1,5 +1,6 @@
-"""What the training nodes share: cache keys that follow files on disk, and running a
-gan_core trainer with ComfyUI's progress, preview, cancel and checkpoint naming."""
+"""What the training nodes share: cache keys that follow files on disk, queue-time checks,
+and running a gan_core trainer with ComfyUI's progress, preview, cancel, memory management
+and checkpoint naming."""
 from __future__ import annotations
 
 import hashlib
@@ -7,15 +8,12 @@ import os
 
 from .. import gan_core
 from . import bridge
-
-NONE = "none"
-# The augmentation widget of the training nodes ("auto": each family's usual policy).
-AUGMENT_CHOICES = ["auto", "none", "translation", "color,translation", "color,translation,cutout"]
+from .widgets import NONE
 
 
 def files_changed_key(folder: str = "", resume: str = NONE) -> str:
-    """A value for IS_CHANGED that changes when the dataset folder's files or the resume
-    checkpoint change on disk (ComfyUI would otherwise reuse the last result)."""
+    """A fingerprint that changes when the dataset folder's files or the resume checkpoint
+    change on disk (ComfyUI would otherwise reuse the last result)."""
     h = hashlib.sha256()
     try:
         if folder and folder.strip():
@@ -31,13 +29,42 @@ def files_changed_key(folder: str = "", resume: str = NONE) -> str:
     return h.hexdigest()
 
 
-def load_resume(resume: str):
-    return gan_core.load(bridge.model_path(resume, "resume")) if resume and resume != NONE else None
+def load_resume(resume: str | None, trainer: str, arch: str | None = None):
+    """The resume file's model, checked to be a run this trainer (and arch) can continue, or
+    None for "none". The same check ran at queue time; this one covers files changed since
+    and prompts posted without validation."""
+    if not resume or resume == NONE:
+        return None
+    model = gan_core.load(bridge.model_path(resume, "resume"))
+    gan_core.check_resume(model, arch=arch, trainer=trainer)
+    return model
+
+
+def queue_checks(trainer: str, arch: str | None = None, size: int | None = None,
+                 resume: str | None = None, folders: dict[str, str] | None = None) -> bool | str:
+    """What validate_inputs can know before anything runs: a family / size combination it
+    cannot train, a resume file of another family or trainer, a folder that does not exist.
+    True, or the message ComfyUI shows on the node. Inputs fed by links are None here."""
+    try:
+        if arch is not None and size is not None:
+            gan_core.check_train_size(arch, size)
+        for name, value in (folders or {}).items():
+            if value and value.strip():
+                path = gan_core.safe_join(bridge.folder_paths().get_input_directory(),
+                                          value.strip(), name)
+                if not path.exists():
+                    return f"{name}: {value!r} does not exist in ComfyUI's input directory"
+        if resume and resume != NONE:
+            gan_core.check_resume_file(bridge.model_path(resume, "resume"), trainer, arch)
+    except (ValueError, OSError, RuntimeError) as exc:
+        return str(exc)
+    return True
 
 
 def run_training(train, filename_prefix: str, steps: int):
     """Call `train(out, callbacks)` with a freshly claimed models/gan file, the node's progress
-    bar (live preview grid) and cancel polled every step; returns (model, last preview)."""
+    bar (live preview grid) and cancel polled every step; ComfyUI's models are asked to make
+    room on the GPU first and the result ends on the CPU. Returns (model, last preview)."""
     out = bridge.reserve_model_file(filename_prefix)
     progress = bridge.Progress(steps)
     last = {}
@@ -51,9 +78,19 @@ def run_training(train, filename_prefix: str, steps: int):
         on_preview=on_preview,
         check_stop=bridge.check_interrupt,
     )
+    bridge.make_room_for_training()
     try:
         model = train(out, callbacks)
     finally:
         gan_core.release_if_empty(out)
         bridge.soft_empty_cache()
+    bridge.release_after_training(model)
     return model, last.get("grid")
+
+
+def loss_map(history: dict[str, list[float]], main: str) -> dict[str, list[float]]:
+    """LOSS_MAP for core's Plot Loss Graph ({"loss": [...]}, the `main` curve) plus every
+    recorded series by name (D and G losses, ADA p, ...), for the pack's loss plot."""
+    out = {"loss": list(history[main])}
+    out.update({k: list(v) for k, v in history.items()})
+    return out

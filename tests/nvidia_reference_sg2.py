@@ -53,7 +53,8 @@ def pad_or_crop(x: torch.Tensor, x0: int, x1: int, y0: int, y1: int) -> torch.Te
             return torch.cat([z, t] if front else [t, z], dim=dim)
         if amount < 0:
             size = t.shape[dim]
-            return t.narrow(dim, -amount, size + amount) if front else t.narrow(dim, 0, size + amount)
+            start = -amount if front else 0
+            return t.narrow(dim, start, size + amount)
         return t
     x = side(x, x0, 3, True)
     x = side(x, x1, 3, False)
@@ -266,7 +267,8 @@ def synthesis(state, cfg, ws, noise_mode="const", noises=None, fused=False):
             x = synthesis_layer(state, p + ".conv1", x, ws[:, i0 + 1], cfg,
                                 noise_mode=noise_mode, noise=nxt(), fused=fused)
         if img is not None:
-            img = upfirdn(img, f, up=2, pad=(2, 1, 2, 1), gain=4)
+            fw = f.shape[-1]  # NVIDIA's upsample2d padding
+            img = upfirdn(img, f, up=2, pad=((fw + 1) // 2, (fw - 2) // 2) * 2, gain=4)
         if arch == "skip" or k == res_log2:
             y = torgb(state, p + ".torgb", x, ws[:, i0 + 2], cfg, fused=fused)
             img = y if img is None else img + y
@@ -324,7 +326,8 @@ def discriminator(state, cfg, img, c=None):
             y = d_conv(state, p + ".fromrgb", img, cfg)
             x = y if x is None else x + y
             if arch == "skip":
-                img = upfirdn(img, f, down=2, pad=(1, 1, 1, 1))
+                fw = f.shape[-1]  # NVIDIA's downsample2d padding
+                img = upfirdn(img, f, down=2, pad=((fw - 1) // 2, (fw - 2) // 2) * 2)
         if arch == "resnet":
             skip = d_conv(state, p + ".skip", x, cfg, down=2, act="linear", gain=math.sqrt(0.5),
                           clamp=None)
@@ -377,13 +380,17 @@ def _tf_dense(v, p, x, lrmul=1.0, act="linear"):
 
 
 def _tf_conv(x, w_hwio, up=False, down=False, f=None):
-    """TF's conv2d_layer semantics: weights [kh, kw, in, out] scaled by 1/sqrt(fan_in);
-    up = FIR up-sampling (pad (2, 1), gain 4) then a 'SAME' correlation; down = FIR (pad 2)
-    then a stride-2 'VALID' correlation (1x1: FIR pad 1, decimate, 1x1)."""
+    """TF's conv2d_layer semantics: weights [kh, kw, in, out] (a correlation, tf.nn.conv2d);
+    up = TF's fused upsample_conv_2d: zero insertion, ONE padding (2 + k//2, 1 + k//2), the FIR
+    (gain 4), then a 'VALID' correlation (padding only once at the beginning, so the filter's
+    tails reach the convolution; an up-sampling followed by a 'SAME' conv would differ at the
+    borders); down = FIR (pad 2) then a stride-2 'VALID' correlation (1x1: FIR pad 1,
+    decimate, 1x1)."""
     w = _t(w_hwio).permute(3, 2, 0, 1)  # layout only: [out, in, kh, kw]
     k = w.shape[-1]
     if up:
-        x = upfirdn(x, f, up=2, pad=(2, 1, 2, 1), gain=4)
+        p = k // 2
+        return F.conv2d(upfirdn(x, f, up=2, pad=(2 + p, 1 + p, 2 + p, 1 + p), gain=4), w)
     if down:
         if k == 1:
             return F.conv2d(upfirdn(x, f, down=2, pad=(1, 1, 1, 1)), w)
@@ -404,9 +411,12 @@ def _tf_modconv(x, v, p, dlatent, demodulate=True, up=False, f=None):
             ww = ww * torch.rsqrt((ww * ww).sum(dim=[0, 1, 2]) + 1e-8).view(1, 1, 1, -1)
         wo = ww.permute(3, 2, 0, 1)
         xb = x[b:b + 1]
-        if up:
-            xb = upfirdn(xb, f, up=2, pad=(2, 1, 2, 1), gain=4)
-        out.append(F.conv2d(xb, wo, padding=wo.shape[-1] // 2))
+        p = wo.shape[-1] // 2
+        if up:  # fused upsample_conv_2d: one padding, FIR, 'VALID' correlation
+            out.append(F.conv2d(upfirdn(xb, f, up=2, pad=(2 + p, 1 + p, 2 + p, 1 + p), gain=4),
+                                wo))
+        else:
+            out.append(F.conv2d(xb, wo, padding=p))
     return torch.cat(out)
 
 
@@ -611,3 +621,50 @@ def expected_shapes(z_dim=512, c_dim=0, w_dim=512, img_resolution=1024, img_chan
     D["b4.out.weight"] = [cmap or 1, dch(4)]
     D["b4.out.bias"] = [cmap or 1]
     return {"G": G, "D": D}
+
+
+# --------------------------------------------------------------------------- benchmark
+
+_BENCH_CHILD = r'''
+import json, resource, sys, time
+import torch
+torch.set_num_threads(1)
+which, reps = sys.argv[1], int(sys.argv[2])
+sys.path.insert(0, sys.argv[3])
+from gan_core.archs.stylegan2_ada.network import StyleGAN2ADAConfig, Generator
+import nvidia_reference_sg2 as ref
+torch.manual_seed(0)
+cfg = StyleGAN2ADAConfig()  # FFHQ config F, 1024 px
+with torch.inference_mode():
+    G = Generator(cfg).eval()
+    state = G.state_dict()
+    z = torch.randn(1, cfg.z_dim)
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        img = G(z) if which == "ours" else ref.generator(state, cfg, z, fused=True)
+        times.append(time.perf_counter() - t)
+print(json.dumps({"which": which, "seconds": [round(t, 2) for t in times],
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}))
+'''
+
+
+def benchmark(reps: int = 2) -> None:
+    """One 1024 px config-F image on one CPU thread: gan_core's network vs this reference
+    (per-sample weights = the grouped-conv arithmetic at batch 1, zero-insertion upfirdn), each
+    in a child process (seconds per image, peak RSS of the process)."""
+    import os
+    import subprocess
+    import sys
+    here = os.path.dirname(os.path.abspath(__file__))
+    env = dict(os.environ, OMP_NUM_THREADS="1",
+               PYTHONPATH=os.pathsep.join([os.path.dirname(here), here,
+                                           os.environ.get("PYTHONPATH", "")]))
+    for which in ("ours", "reference"):
+        out = subprocess.run([sys.executable, "-c", _BENCH_CHILD, which, str(reps), here],
+                             env=env, capture_output=True, text=True, check=True)
+        print(out.stdout.strip())
+
+
+if __name__ == "__main__":
+    benchmark()

@@ -20,7 +20,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-
 # ----------------------------------------------------------------------------- geometry
 
 def reference_geometry(img_resolution: int, img_channels: int = 3, channel_base: float = 32768,
@@ -263,3 +262,36 @@ def generator(state: dict, z: torch.Tensor, c: torch.Tensor | None, geometry: di
     num_ws = len(geometry["layers"]) + 1
     ws = mapping(state, z, c, num_ws, truncation_psi, truncation_cutoff, lr_multiplier)
     return synthesis(state, ws, geometry, output_scale, conv_clamp, transform)
+
+
+def expected_shapes(geometry: dict, z_dim: int = 512, c_dim: int = 0, w_dim: int = 512,
+                    mapping_layers: int = 2) -> list:
+    """[key, shape] of the Generator's state_dict in NVIDIA's order (synthesis first: the
+    input's parameter, then its buffers, then its affine; each layer's weight, bias,
+    magnitude_ema, up/down filters (none for one tap; a 2-D down filter when radial), then
+    its affine; then the mapping network's w_avg, embed and fc layers)."""
+    g = geometry["input"]
+    c0 = g["channels"]
+    out = [["synthesis.input.weight", [c0, c0]], ["synthesis.input.transform", [3, 3]],
+           ["synthesis.input.freqs", [c0, 2]], ["synthesis.input.phases", [c0]],
+           ["synthesis.input.affine.weight", [4, w_dim]], ["synthesis.input.affine.bias", [4]]]
+    for layer in geometry["layers"]:
+        p = f"synthesis.{layer['name']}."
+        k = layer["conv_kernel"]
+        out += [[p + "weight", [layer["out_channels"], layer["in_channels"], k, k]],
+                [p + "bias", [layer["out_channels"]]], [p + "magnitude_ema", []]]
+        if layer["up_taps"] > 1:
+            out.append([p + "up_filter", [layer["up_taps"]]])
+        if layer["down_taps"] > 1:
+            taps = layer["down_taps"]
+            out.append([p + "down_filter", [taps, taps] if layer["down_radial"] else [taps]])
+        out += [[p + "affine.weight", [layer["in_channels"], w_dim]],
+                [p + "affine.bias", [layer["in_channels"]]]]
+    out.append(["mapping.w_avg", [w_dim]])
+    if c_dim:
+        out += [["mapping.embed.weight", [w_dim, c_dim]], ["mapping.embed.bias", [w_dim]]]
+    features = [z_dim + (w_dim if c_dim else 0)] + [w_dim] * mapping_layers
+    for i in range(mapping_layers):
+        out += [[f"mapping.fc{i}.weight", [features[i + 1], features[i]]],
+                [f"mapping.fc{i}.bias", [features[i + 1]]]]
+    return out

@@ -411,7 +411,7 @@ def nodes(comfy, pack, tmp_path):
 
 
 def _node(pack, node_id, **inputs):
-    obj = pack.NODE_CLASS_MAPPINGS[node_id]()
+    obj = pack.nodes.node_classes()[node_id]()
     with torch.inference_mode():
         return getattr(obj, obj.FUNCTION)(**inputs)
 

@@ -139,18 +139,24 @@ def test_resume_reuses_the_run_options(tmp_path):
     assert torch.equal(a.generate("0-3"), b.generate("0-3"))
 
 
-def test_resume_of_a_folder_run_needs_data(tmp_path, capsys):
+def test_resume_of_a_folder_run_finds_its_folder_or_says_what_to_give(tmp_path, capsys):
     folder = tmp_path / "pics"
     folder.mkdir()
     for i in range(2):
         Image.new("RGB", (32, 32), (90 * i, 30, 200)).save(folder / f"{i}.png")
     out = tmp_path / "f.safetensors"
     assert main(["train", "--data", str(folder), "--steps", "1", "--out", str(out), *TINY]) == 0
-    assert main(["train", "--steps", "2", "--resume", str(out), "--out", str(out)]) == 2
-    assert "--data is needed" in capsys.readouterr().err
-    assert main(["train", "--steps", "2", "--resume", str(out), "--out", str(out),
-                 "--data", str(folder), "--threads", "1"]) == 0
+    # The run recorded its folder: --resume and --steps are enough while it is there.
+    assert main(["train", "--steps", "2", "--resume", str(out), "--threads", "1"]) == 0
     assert gan_core.load(out).resume.step == 2
+    moved = tmp_path / "moved"
+    folder.rename(moved)
+    assert main(["train", "--steps", "3", "--resume", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "give --data again" in err and str(folder) in err
+    assert main(["train", "--steps", "3", "--resume", str(out), "--data", str(moved),
+                 "--threads", "1"]) == 0
+    assert gan_core.load(out).resume.step == 3
 
 
 # --------------------------------------------------------------------------- generate / info

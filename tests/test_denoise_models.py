@@ -2,8 +2,8 @@
 files, numerical equivalence with an independent reading of each original architecture, and
 GANModel.denoise on awkward inputs.
 
-The references below are written with torch.nn.functional on the module's own weights, as
-CHECKPOINTS.md section 6 describes the originals (DnCNN: x - net(x), zero-padded 3x3 convs;
+The references below are written with torch.nn.functional on the module's own weights, as the
+originals compute (DnCNN: x - net(x), zero-padded 3x3 convs;
 DRUNet: ResBlocks x + conv(relu(conv(x))), 2x2 stride-2 convs down, 2x2 transposed convs up,
 additive skips, the noise map as the last input channel), so a wrong layer order, skip or
 residual shows up as a numerical difference, not only as a key mismatch.

@@ -469,9 +469,9 @@ def test_train_node_maps_width_and_auto_augmentation(comfy, pack, tmp_path):
     fp.configure(str(tmp_path))
     pack.nodes.bridge.register_model_folder()
     mm.interrupt_current_processing(False)
-    cls = pack.NODE_CLASS_MAPPINGS["GANAtelierTrain"]
+    cls = pack.nodes.node_classes()["GANAtelierTrain"]
     spec = cls.INPUT_TYPES()["required"]
-    assert "fastgan" in spec["arch"][0] and spec["augmentation"][1]["default"] == "auto"
+    assert "fastgan" in spec["arch"][1]["options"] and spec["augmentation"][1]["default"] == "auto"
     inputs = dict(arch="fastgan", builtin_dataset="mondrian", resolution=256, width=4, steps=1,
                   batch_size=2, learning_rate=2e-4, loss="bce", augmentation="auto",
                   r1_gamma=0.0, seed=0, preview_every=0, checkpoint_every=0,

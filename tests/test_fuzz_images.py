@@ -12,6 +12,7 @@ default; `HYPOTHESIS_PROFILE=long` for 5000):
 from __future__ import annotations
 
 import io
+import sys
 import warnings
 
 import numpy as np
@@ -293,3 +294,66 @@ def test_stylize_and_denoise_keep_any_shape(name, h, w, c, tile, strength):
         assert torch.equal(out[..., 3], img[..., 3])
     if strength == 0.0:
         assert torch.equal(out, img)
+
+
+# ----------------------------------------------------------------------------- symlinked files
+
+_ENTRY_KINDS = ["image", "link to an image inside", "link to an image outside",
+                "link to a folder inside", "link to a folder outside", "broken link",
+                "link to a link outside", "other file"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="symlinks")
+@given(entries=st.lists(st.tuples(st.sampled_from(_ENTRY_KINDS), st.integers(0, 2)),
+                        min_size=1, max_size=10))
+def test_a_dataset_folder_lists_only_files_that_resolve_inside_it(tmp_path_factory, entries):
+    """Symlinked files: any mix of images, links to images and folders inside and outside
+    the dataset folder (at depth 0-2), broken links and links to links. list_image_files
+    (behind Train, Train Style, Train Denoiser and IS_CHANGED) lists exactly the image files
+    that resolve inside the folder, each once, and never one outside."""
+    import os
+    import warnings
+
+    base = tmp_path_factory.mktemp("links")
+    root, outside = base / "dataset", base / "outside"
+    (outside / "dir").mkdir(parents=True)
+    Image.new("RGB", (4, 4)).save(outside / "secret.png")
+    Image.new("RGB", (4, 4)).save(outside / "dir" / "secret2.png")
+    os.symlink(outside / "secret.png", outside / "hop.png")
+    root.mkdir()
+    Image.new("RGB", (4, 4)).save(root / "anchor.png")
+    for i, (kind, depth) in enumerate(entries):
+        folder = root.joinpath(*[f"d{j}" for j in range(depth)])
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"e{i}.png"
+        if kind == "image":
+            Image.new("RGB", (4, 4)).save(path)
+        elif kind == "other file":
+            (folder / f"e{i}.txt").write_text("x")
+        elif kind == "link to an image inside":
+            os.symlink(root / "anchor.png", path)
+        elif kind == "link to an image outside":
+            os.symlink(outside / "secret.png", path)
+        elif kind == "link to a link outside":
+            os.symlink(outside / "hop.png", path)
+        elif kind == "link to a folder inside":
+            os.symlink(root / "d0" if (root / "d0").exists() else root, folder / f"e{i}")
+        elif kind == "link to a folder outside":
+            os.symlink(outside / "dir", folder / f"e{i}")
+        else:
+            os.symlink(base / "missing.png", path)
+    # The oracle: every regular file reached without following a folder link, that is an
+    # image by name, exists, and whose real path is inside the root.
+    real_root = os.path.realpath(root)
+    expected = set()
+    for top, _, files in os.walk(root):
+        for name in files:
+            p = os.path.join(top, name)
+            if (os.path.splitext(name)[1] == ".png" and os.path.isfile(p)
+                    and os.path.realpath(p).startswith(real_root + os.sep)):
+                expected.add(p)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        listed = gan_core.list_image_files(root)
+    assert sorted(map(str, listed)) == sorted(expected)
+    assert all(os.path.realpath(p).startswith(real_root + os.sep) for p in listed)

@@ -100,9 +100,9 @@ def test_generate_node_chunks_and_map_images_fills_one_batch(comfy, pack, tmp_pa
     torch.manual_seed(0)
     config = spec.config_cls(image_size=32, ngf=4, ndf=4)
     model = pack.gan_core.GANModel("dcgan", config, {"G": spec.build(config)["G"]})
-    node = pack.NODE_CLASS_MAPPINGS["GANAtelierGenerate"]()
+    node = pack.nodes.node_classes()["GANAtelierGenerate"]()
     with ShapeLog(model.module) as log, torch.inference_mode():
-        (images,) = node.generate(model, seed=5, count=70, truncation=1.0)
+        (images,) = node.execute(model, seed=5, count=70, truncation=1.0)
     assert images.shape == (70, 32, 32, 3)
     assert sorted({s[0] for s in log.shapes}) == [6, 64]  # CHUNK = 64
     assert torch.equal(images[64:], model.generate(list(range(69, 75))))

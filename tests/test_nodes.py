@@ -22,7 +22,7 @@ def env(node_env):
 
 
 def node(pack, node_id):
-    return pack.NODE_CLASS_MAPPINGS[node_id]()
+    return pack.nodes.node_classes()[node_id]()
 
 
 def run(pack, node_id, **inputs):
@@ -34,12 +34,16 @@ def run(pack, node_id, **inputs):
 
 # ----------------------------------------------------------------------------- contract
 
-def test_every_node_follows_the_v1_contract(pack):
-    assert set(pack.NODE_CLASS_MAPPINGS) == set(pack.NODE_DISPLAY_NAME_MAPPINGS)
+def test_every_node_follows_the_v3_contract(pack):
+    """A V3 node: a schema with an id, a display name, a category, a description, a tooltip on
+    every input, and an execute that takes every input by name."""
+    classes = pack.nodes.node_classes()
     assert {"GANAtelierTrain", "GANAtelierGenerate", "GANAtelierLoadModel",
-            "GANAtelierSaveModel", "GANAtelierExampleDataset"} <= set(pack.NODE_CLASS_MAPPINGS)
-    for node_id, cls in pack.NODE_CLASS_MAPPINGS.items():
-        assert node_id.startswith("GANAtelier")
+            "GANAtelierSaveModel", "GANAtelierExampleDataset"} <= set(classes)
+    for node_id, cls in classes.items():
+        schema = cls.GET_SCHEMA()
+        assert schema.node_id == node_id and node_id.startswith("GANAtelier")
+        assert schema.display_name.endswith("(GAN Atelier)")
         assert cls.CATEGORY.startswith("GAN Atelier/")
         assert len(cls.DESCRIPTION) > 20
         spec = cls.INPUT_TYPES()
@@ -48,9 +52,51 @@ def test_every_node_follows_the_v1_contract(pack):
             assert opts and opts[0].get("tooltip"), f"{node_id}.{name} has no tooltip"
             if kind == "INT" and name == "seed":
                 assert opts[0]["max"] == 0xFFFFFFFFFFFFFFFF
-        params = inspect.signature(getattr(cls, cls.FUNCTION)).parameters
+        params = inspect.signature(cls.execute).parameters
         assert set(inputs) <= set(params), f"{node_id} cannot take all its inputs"
-        assert len(cls.RETURN_TYPES) == len(getattr(cls, "RETURN_NAMES", cls.RETURN_TYPES))
+        assert len(cls.RETURN_TYPES) == len(cls.RETURN_NAMES)
+        assert all(o.tooltip for o in schema.outputs), f"{node_id} has an output without a tooltip"
+
+
+def test_the_pack_offers_its_nodes_through_comfy_entrypoint(pack):
+    """ComfyUI's V3 loader: comfy_entrypoint() -> a ComfyExtension whose node list it
+    registers by schema id (and no NODE_CLASS_MAPPINGS, which ComfyUI would take first)."""
+    import asyncio
+
+    from comfy_api.latest import ComfyExtension
+
+    assert not hasattr(pack, "NODE_CLASS_MAPPINGS")
+    assert pack.WEB_DIRECTORY == "./web"
+    extension = pack.comfy_entrypoint()
+    assert isinstance(extension, ComfyExtension)
+    nodes = asyncio.run(extension.get_node_list())
+    assert {c.GET_SCHEMA().node_id for c in nodes} == set(pack.nodes.node_classes())
+
+
+def test_new_training_nodes_start_with_a_fixed_seed(pack):
+    """The frontend sets a fresh seed control to "randomize", which would retrain from zero on
+    every queue: the pack's web extension sets it to "fixed" on exactly the trainers and the
+    Example Dataset feeding them (checked against the schemas, so a new trainer can't be
+    missed); Generate-type nodes keep randomize."""
+    import re
+
+    js = (REPO / "web" / "js" / "gan_atelier.js").read_text(encoding="utf-8")
+    block = js.split("FIXED_SEED_NODES = new Set([", 1)[1].split("]", 1)[0]
+    listed = set(re.findall(r'"(GANAtelier\w+)"', block))
+    classes = pack.nodes.node_classes()
+    with_seed = {node_id for node_id, cls in classes.items()
+                 if "seed" in {**cls.INPUT_TYPES().get("required", {}),
+                               **cls.INPUT_TYPES().get("optional", {})}}
+    trainers = {node_id for node_id in with_seed if node_id.startswith("GANAtelierTrain")}
+    assert trainers == {"GANAtelierTrain", "GANAtelierTrainStyle", "GANAtelierTrainDenoiser"}
+    assert listed == trainers | {"GANAtelierExampleDataset"}
+    assert "nodeCreated" in js and 'control.value = "fixed"' in js
+    assert (REPO / pack.WEB_DIRECTORY / "js" / "gan_atelier.js").is_file()
+    # the seed widget still offers the control (workflows saved so far keep their value)
+    for node_id in listed | {"GANAtelierGenerate"}:
+        spec = classes[node_id].INPUT_TYPES()
+        seed = {**spec.get("required", {}), **spec.get("optional", {})}["seed"]
+        assert seed[1].get("control_after_generate") is True, node_id
 
 
 def test_pack_uses_gan_core_only_through_its_public_api():
@@ -69,11 +115,11 @@ def test_model_folder_keeps_user_paths_and_filters_extensions(comfy, pack, tmp_p
     pack.nodes.bridge.register_model_folder()
     paths, exts = fp.folder_names_and_paths["gan"]
     assert paths[0] == os.path.join(fp.models_dir, "gan") and user_dir in paths
-    assert exts == {".safetensors", ".pth", ".pt"}
+    assert exts == {".safetensors", ".pth", ".pt", ".pkl"}  # .pkl: NVIDIA network pickles
     os.makedirs(paths[0])
-    for name in ("a.safetensors", "b.pth", "notes.txt"):
+    for name in ("a.safetensors", "b.pth", "c.pkl", "notes.txt"):
         Path(paths[0], name).write_bytes(b"x")
-    assert fp.get_filename_list("gan") == ["a.safetensors", "b.pth"]
+    assert fp.get_filename_list("gan") == ["a.safetensors", "b.pth", "c.pkl"]
 
 
 # ----------------------------------------------------------------------------- training
@@ -137,7 +183,7 @@ def test_cancel_saves_a_checkpoint_then_propagates(env, pack):
     import comfy.utils
     comfy.utils.set_progress_bar_global_hook(cancel_at_three)
     with pytest.raises(mm.InterruptProcessingException), torch.inference_mode():
-        tn.train(**{**TINY, "steps": 50, "preview_every": 1, "checkpoint_every": 0})
+        tn.execute(**{**TINY, "steps": 50, "preview_every": 1, "checkpoint_every": 0})
     saved = Path(fp.get_folder_paths("gan")[0], "tests", "tiny_00001_.safetensors")
     m = pack.gan_core.load(saved)
     assert 3 <= m.resume.step < 50
@@ -163,11 +209,11 @@ def test_train_is_changed_follows_the_folder_contents(env, pack):
     folder.mkdir()
     from PIL import Image
     Image.new("RGB", (8, 8)).save(folder / "a.png")
-    cls = pack.NODE_CLASS_MAPPINGS["GANAtelierTrain"]
-    before = cls.IS_CHANGED(folder="set")
-    assert before == cls.IS_CHANGED(folder="set")
+    cls = pack.nodes.node_classes()["GANAtelierTrain"]
+    before = cls.fingerprint_inputs(folder="set")
+    assert before == cls.fingerprint_inputs(folder="set")
     Image.new("RGB", (8, 8)).save(folder / "b.png")
-    assert cls.IS_CHANGED(folder="set") != before
+    assert cls.fingerprint_inputs(folder="set") != before
 
 
 # ----------------------------------------------------------------------------- the rest
@@ -195,16 +241,17 @@ def test_save_and_load_nodes_round_trip_without_overwriting(env, pack, trained):
                include_training_state=False)
     out2 = run(pack, "GANAtelierSaveModel", model=trained, filename_prefix="mine/run",
                include_training_state=True)
-    name1, name2 = out1["result"][0], out2["result"][0]
+    name1, name2 = out1.result[0], out2.result[0]
     assert (name1, name2) == ("mine/run_00001_.safetensors", "mine/run_00002_.safetensors")
+    assert out1.ui == {"text": ["saved models/gan/mine/run_00001_.safetensors"]}
     assert name1 in pack.nodes.bridge.model_names()
     loaded, info = run(pack, "GANAtelierLoadModel", model_name=name1)
     assert loaded.resume is None and '"arch": "dcgan"' in info
     torch.testing.assert_close(loaded.generate([1, 2]), trained.generate([1, 2]), atol=0, rtol=0)
-    cls = pack.NODE_CLASS_MAPPINGS["GANAtelierLoadModel"]
-    stamp = cls.IS_CHANGED(name1)
+    cls = pack.nodes.node_classes()["GANAtelierLoadModel"]
+    stamp = cls.fingerprint_inputs(name1)
     pack.gan_core.save(trained, Path(fp.get_folder_paths("gan")[0], name1))
-    assert cls.IS_CHANGED(name1) != stamp
+    assert cls.fingerprint_inputs(name1) != stamp
     for bad in ("../../secret.safetensors", "/etc/passwd", "C:/x.safetensors"):
         with pytest.raises(ValueError, match="model_name"):
             run(pack, "GANAtelierLoadModel", model_name=bad)
@@ -404,9 +451,9 @@ def test_train_style_node_reads_input_folders_and_refuses_escapes(env, pack):
     model, _, _ = run(pack, "GANAtelierTrainStyle", **{**STYLE_TINY, "steps": 1},
                       style_folder="paintings")
     assert model.training["style_pictures"] == 2
-    key = pack.NODE_CLASS_MAPPINGS["GANAtelierTrainStyle"].IS_CHANGED(style_folder="paintings")
+    key = pack.nodes.node_classes()["GANAtelierTrainStyle"].fingerprint_inputs(style_folder="paintings")
     Image.new("RGB", (30, 30)).save(paintings / "c.png")
-    assert pack.NODE_CLASS_MAPPINGS["GANAtelierTrainStyle"].IS_CHANGED(
+    assert pack.nodes.node_classes()["GANAtelierTrainStyle"].fingerprint_inputs(
         style_folder="paintings") != key
     for bad in ("../outside", "/etc"):
         with pytest.raises(ValueError, match="style_folder"):
@@ -428,12 +475,12 @@ def test_train_style_is_changed_follows_a_single_painting_file(env, pack):
     canvas = Path(fp.get_input_directory(), "canvas.png")
     canvas.parent.mkdir(parents=True, exist_ok=True)
     Image.new("RGB", (40, 30), (200, 10, 10)).save(canvas)
-    cls = pack.NODE_CLASS_MAPPINGS["GANAtelierTrainStyle"]
-    key = cls.IS_CHANGED(style_folder="canvas.png")
-    assert cls.IS_CHANGED(style_folder="canvas.png") == key
+    cls = pack.nodes.node_classes()["GANAtelierTrainStyle"]
+    key = cls.fingerprint_inputs(style_folder="canvas.png")
+    assert cls.fingerprint_inputs(style_folder="canvas.png") == key
     Image.new("RGB", (41, 30), (10, 200, 10)).save(canvas)
     os.utime(canvas, ns=(1, 10**18))
-    assert cls.IS_CHANGED(style_folder="canvas.png") != key
+    assert cls.fingerprint_inputs(style_folder="canvas.png") != key
     model, _, _ = run(pack, "GANAtelierTrainStyle", **{**STYLE_TINY, "steps": 1},
                       style_folder="canvas.png")
     assert model.training["style"] == "canvas.png" and model.training["style_pictures"] == 1

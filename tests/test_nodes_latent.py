@@ -29,23 +29,23 @@ def dcgan(latent_models):
 
 
 def run(pack, node_id, **inputs):
-    obj = pack.NODE_CLASS_MAPPINGS[node_id]()
+    obj = pack.nodes.node_classes()[node_id]()
     with torch.inference_mode():
         return getattr(obj, obj.FUNCTION)(**inputs)
 
 
 def test_latent_nodes_are_registered_with_their_types(pack):
     for node_id, display in LATENT_NODES.items():
-        assert pack.NODE_DISPLAY_NAME_MAPPINGS[node_id] == display
-        cls = pack.NODE_CLASS_MAPPINGS[node_id]
+        assert {k: c.GET_SCHEMA().display_name for k, c in pack.nodes.node_classes().items()}[node_id] == display
+        cls = pack.nodes.node_classes()[node_id]
         assert cls.CATEGORY == "GAN Atelier/latent" and len(cls.DESCRIPTION) > 40
         spec = cls.INPUT_TYPES()
         for name, (kind, opts) in {**spec["required"], **spec.get("optional", {})}.items():
             assert opts.get("tooltip"), f"{node_id}.{name}"
-    walk = pack.NODE_CLASS_MAPPINGS["GANAtelierLatentWalk"]
-    assert walk.RETURN_TYPES == ("IMAGE", "FLOAT")
-    assert pack.NODE_CLASS_MAPPINGS["GANAtelierInvertImage"].RETURN_TYPES == ("GAN_LATENT", "IMAGE", "FLOAT")
-    assert pack.NODE_CLASS_MAPPINGS["GANAtelierGenerateFromLatent"].INPUT_TYPES()["required"]["latent"][0] == "GAN_LATENT"
+    walk = pack.nodes.node_classes()["GANAtelierLatentWalk"]
+    assert walk.RETURN_TYPES == ["IMAGE", "FLOAT"]
+    assert pack.nodes.node_classes()["GANAtelierInvertImage"].RETURN_TYPES == ["GAN_LATENT", "IMAGE", "FLOAT"]
+    assert pack.nodes.node_classes()["GANAtelierGenerateFromLatent"].INPUT_TYPES()["required"]["latent"][0] == "GAN_LATENT"
 
 
 def test_latent_walk_node_gives_frames_and_an_fps_hint(env, pack, dcgan):
@@ -99,9 +99,9 @@ def test_cancel_during_inversion_raises_the_interrupt(env, pack, dcgan, comfy):
         mm.throw_exception_if_processing_interrupted()
 
     utils.set_progress_bar_global_hook(cancel_at_three)
-    obj = pack.NODE_CLASS_MAPPINGS["GANAtelierInvertImage"]()
+    obj = pack.nodes.node_classes()["GANAtelierInvertImage"]()
     with pytest.raises(mm.InterruptProcessingException), torch.inference_mode():
-        obj.invert(model=dcgan, image=torch.rand(1, 32, 32, 3), steps=500, space="z", seed=0)
+        obj.execute(model=dcgan, image=torch.rand(1, 32, 32, 3), steps=500, space="z", seed=0)
     assert 3 <= max(seen) < 500
     assert all(torch.equal(weights[k], v) for k, v in dcgan.module.state_dict().items())
 

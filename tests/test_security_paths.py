@@ -46,6 +46,8 @@ NOT_NAMES = {
     ("GANAtelierAddNoise", "recipe"): "a noise recipe, parsed by gan_core.parse_recipe",
     ("GANAtelierTrainDenoiser", "noise"): "a noise recipe, parsed by gan_core.parse_recipe",
     ("GANAtelierLatentWalk", "seeds"): "a list of seeds, parsed by gan_core.parse_seeds",
+    ("GANAtelierPlotLosses", "curves"): "names of curves in the loss map",
+    ("GANAtelierAudioReactiveWalk", "seeds"): "a list of seeds, parsed by gan_core.parse_seeds",
 }
 
 # Each spelling, given the test tree (see `tree`): the value typed into the input.
@@ -207,7 +209,7 @@ def _with(inputs: dict, name: str, value: str) -> dict:
 
 
 def _call(pack, node_id: str, inputs: dict):
-    obj = pack.NODE_CLASS_MAPPINGS[node_id]()
+    obj = pack.nodes.node_classes()[node_id]()
     with torch.inference_mode():
         return getattr(obj, obj.FUNCTION)(**inputs)
 
@@ -243,16 +245,16 @@ def test_hostile_names_are_refused_and_nothing_outside_is_touched(tree, pack, no
 def test_is_changed_never_looks_outside(tree, pack, node_id, input_name, kind):
     """ComfyUI calls IS_CHANGED before running a node: with a hostile name it must neither
     read nor list outside, and its value must not follow the outside files."""
-    cls = pack.NODE_CLASS_MAPPINGS[node_id]
+    cls = pack.nodes.node_classes()[node_id]
     for n, (spelling, make) in enumerate(HOSTILE.items()):
         value = make(tree, kind)
-        seen, raised = _touched(lambda: cls.IS_CHANGED(**{input_name: value}))
+        seen, raised = _touched(lambda: cls.fingerprint_inputs(**{input_name: value}))
         assert raised is None, f"{spelling}: IS_CHANGED raised {raised!r}"
-        key = cls.IS_CHANGED(**{input_name: value})
+        key = cls.fingerprint_inputs(**{input_name: value})
         assert [p for _, p in seen if _inside(p, tree.secret)] == [], spelling
         os.utime(tree.secret / "model.safetensors", ns=(1, 10**18 + n))  # a new mtime each time
         (tree.secret / "imgs" / "new.png").write_bytes((tree.secret / "imgs" / "s0.png").read_bytes())
-        assert cls.IS_CHANGED(**{input_name: value}) == key, f"{spelling}: follows outside files"
+        assert cls.fingerprint_inputs(**{input_name: value}) == key, f"{spelling}: follows outside files"
         (tree.secret / "imgs" / "new.png").unlink()
 
 
@@ -278,9 +280,11 @@ def test_every_name_input_is_in_the_table(tree, pack):
     (tree.gan / "probe.safetensors").write_bytes(b"")
     rows = {(n, i) for n, i, _ in NAME_INPUTS}
     found = set()
-    for node_id, cls in pack.NODE_CLASS_MAPPINGS.items():
+    for node_id, cls in pack.nodes.node_classes().items():
         spec = cls.INPUT_TYPES()
-        for name, (kind, *_) in {**spec.get("required", {}), **spec.get("optional", {})}.items():
+        for name, (kind, *rest) in {**spec.get("required", {}), **spec.get("optional", {})}.items():
+            if kind == "COMBO":  # V3 combos carry their options in the input's dict
+                kind = rest[0].get("options", [])
             if kind == "STRING" or (isinstance(kind, list) and "probe.safetensors" in kind):
                 found.add((node_id, name))
     assert found - rows - set(NOT_NAMES) == set(), "name inputs missing from NAME_INPUTS"

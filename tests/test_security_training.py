@@ -278,6 +278,9 @@ def child_main(trainer: str, out: str) -> None:
         if len(calls) == 3:
             with open(filename, "r+b") as fh:
                 fh.truncate(os.path.getsize(filename) // 2)
+            # and what safetensors 0.8 itself leaves when killed mid-write: its own
+            # `.tmpXXXXXX` beside the path it was given, the size of the checkpoint
+            Path(filename).with_name(".tmpK1LL3D").write_bytes(bytes(os.path.getsize(filename)))
             print("HALF", filename, flush=True)
             time.sleep(600)
 
@@ -303,25 +306,36 @@ def test_killed_while_saving_keeps_the_last_checkpoint(tmp_path, trainer):
         line = child.stdout.readline()
         assert line.startswith("HALF "), child.stderr.read()[-2000:]
         half = Path(line.split(" ", 1)[1].strip())
-        assert half.parent == path.parent and half.name.startswith(f".{path.name}.")
+        # Everything the writer makes lives in one hidden folder of ours beside the target.
+        assert half.parent.parent == path.parent and half.parent.name.startswith(f".{path.name}.")
         os.kill(child.pid, signal.SIGKILL)
     finally:
         child.kill()
         child.wait(timeout=60)
     assert child.returncode == -signal.SIGKILL
     assert half.exists() and half.stat().st_size > 0  # the half-written temp, not the target
+    debris = half.parent
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([path.name, debris.name])
+    assert sorted(p.name for p in debris.iterdir()) == sorted([half.name, ".tmpK1LL3D"])
     case = TRAINERS[trainer]
-    # The target holds step 2, whole; the debris is a hidden .tmp no model list shows.
+    # The target holds step 2, whole; the debris is hidden and no model list shows its files.
     assert gan_core.load(path).resume.step == 2
-    assert not half.name.endswith((".safetensors", ".pth", ".pt"))
-    # The next save to the same file removes the dead writer's debris (once it is a minute old).
-    os.utime(half, (time.time() - 3600, time.time() - 3600))
+    assert not any(p.name.endswith((".safetensors", ".pth", ".pt")) for p in debris.iterdir())
+    # The next save into the folder removes the dead writer's debris once it is a minute old,
+    # also when it writes another name (a run that always claims a new numbered file).
+    old = time.time() - 3600
+    for p in (*debris.iterdir(), debris):
+        os.utime(p, (old, old))
     _resume_and_check(case, path, 2, exact=True)
-    gan_core.save(gan_core.load(path), path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+    gan_core.save(gan_core.load(path), tmp_path / "other_00002_.safetensors")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([path.name,
+                                                                 "other_00002_.safetensors"])
 
 
 def test_stale_temp_sweep_spares_live_and_recent_writers(tmp_path):
+    """A save sweeps the debris of dead writers of any file in its folder (temporary folders
+    of this version, files of earlier ones), never a live or recent writer's, nor anything
+    not named like our temporaries."""
     target = tmp_path / "m.safetensors"
     target.write_bytes(b"x")
     old = time.time() - 3600
@@ -329,16 +343,65 @@ def test_stale_temp_sweep_spares_live_and_recent_writers(tmp_path):
     parent = tmp_path / f".{target.name}.{os.getppid()}-bbbb.tmp"
     dead_recent = tmp_path / f".{target.name}.999999999-cccc.tmp"
     dead_old = tmp_path / f".{target.name}.999999998-dddd.tmp"
-    unrelated = tmp_path / ".other.safetensors.999999997-eeee.tmp"
-    for p in (live, parent, dead_recent, dead_old, unrelated):
+    dead_other = tmp_path / ".other.safetensors.999999997-eeee.tmp"  # another target's
+    dead_folder = tmp_path / ".run_00007_.safetensors.999999996-ffff.tmp"
+    foreign = tmp_path / ".tmpAbCdEf"  # not ours: left alone
+    for p in (live, parent, dead_recent, dead_old, dead_other, foreign):
         p.write_bytes(b"partial")
-    for p in (live, parent, dead_old, unrelated):
+    dead_folder.mkdir()
+    (dead_folder / ".tmpXyZ123").write_bytes(b"safetensors' own temporary")
+    for p in (live, parent, dead_old, dead_other, foreign, dead_folder / ".tmpXyZ123",
+              dead_folder):
         os.utime(p, (old, old))
     checkpoint.atomic_write(target, lambda tmp: Path(tmp).write_bytes(b"new"))
     assert target.read_bytes() == b"new"
     left = {p.name for p in tmp_path.iterdir()}
-    assert dead_old.name not in left  # its writer is gone and it sat idle: debris
-    assert {live.name, parent.name, dead_recent.name, unrelated.name} <= left
+    assert not {dead_old.name, dead_other.name, dead_folder.name} & left  # debris: gone
+    assert {live.name, parent.name, dead_recent.name, foreign.name} <= left
+
+
+@pytest.mark.slow
+@pytest.mark.subprocess
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
+def test_a_real_kill_inside_safetensors_leaves_only_our_folder(tmp_path):
+    """Not simulated: a child saves a 200 MB checkpoint through the real safetensors writer
+    and is killed while safetensors' own `.tmpXXXXXX` exists. It lies inside our temporary
+    folder, and the next save of any file there removes it."""
+    code = ("import sys, torch\n"
+            "from gan_core.io import checkpoint\n"
+            "x = torch.ones(50_000_000)\n"
+            "print('SAVING', flush=True)\n"
+            "for i in range(50):\n"
+            "    checkpoint.atomic_write(sys.argv[1], lambda tmp: checkpoint.save_file({'x': x},"
+            " tmp))\n")
+    target = tmp_path / "big.safetensors"
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    child = subprocess.Popen([sys.executable, "-c", code, str(target)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=env)
+    seen = None
+    try:
+        assert child.stdout.readline().startswith("SAVING"), child.stderr.read()[-2000:]
+        deadline = time.time() + 120
+        while seen is None and time.time() < deadline and child.poll() is None:
+            for root, _, names in os.walk(tmp_path):
+                hit = [n for n in names if n.startswith(".tmp")]
+                if hit:
+                    seen = Path(root, hit[0])
+                    os.kill(child.pid, signal.SIGKILL)
+                    break
+    finally:
+        child.kill()
+        child.wait(timeout=60)
+    assert seen is not None, "never saw safetensors' temporary file"
+    ours = [p for p in tmp_path.iterdir() if p.name != target.name]
+    assert len(ours) == 1 and ours[0].is_dir() and ours[0].name.startswith(f".{target.name}.")
+    assert seen.parent == ours[0]  # safetensors' own temporary is inside our folder
+    old = time.time() - 3600
+    for p in (*ours[0].iterdir(), ours[0]):
+        os.utime(p, (old, old))
+    checkpoint.atomic_write(tmp_path / "next_00002_.safetensors",
+                            lambda tmp: Path(tmp).write_bytes(b"new"))
+    assert not ours[0].exists()
 
 
 # ----------------------------------------------------------------------------- same prefix
@@ -395,9 +458,9 @@ def test_two_train_nodes_with_one_prefix_keep_both_runs(comfy, pack, tmp_path):
     def train(seed):
         try:
             start.wait()
-            node = pack.NODE_CLASS_MAPPINGS["GANAtelierTrain"]()
+            node = pack.nodes.node_classes()["GANAtelierTrain"]()
             with torch.inference_mode():
-                results[seed] = node.train(**inputs, seed=seed)[0]
+                results[seed] = node.execute(**inputs, seed=seed)[0]
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 

@@ -36,7 +36,7 @@ def _style_model(pack, cls=None):
 
 
 def _run(pack, node_id, **inputs):
-    obj = pack.NODE_CLASS_MAPPINGS[node_id]()
+    obj = pack.nodes.node_classes()[node_id]()
     with torch.inference_mode():
         return getattr(obj, obj.FUNCTION)(**inputs)
 
@@ -118,3 +118,37 @@ def test_on_the_cpu_nothing_moves_and_nothing_is_unloaded(env):
     _run(pack, "GANAtelierStyleTransfer", model=model, images=torch.rand(1, 8, 8, 3),
          strength=1.0, tile=0)
     assert model.moves == [] and mm.free_memory_calls == []
+
+
+def test_training_asks_comfyui_for_the_gpu_first_and_leaves_it_free(env, monkeypatch):
+    """A diffusion model kept on the GPU by an earlier prompt: before a trainer starts,
+    ComfyUI's model management is asked to unload everything it can (1e20 bytes, as core's
+    training node asks), and the trained model ends on the CPU, so the next diffusion node
+    has the GPU memory back."""
+    pack, _, mm = env
+    monkeypatch.setattr(mm, "get_torch_device", lambda: torch.device("cuda", 0))
+    events = []
+    monkeypatch.setattr(mm, "free_memory",
+                        lambda need, device, keep_loaded=[]: events.append(("free", need, device)))
+    Recording = _recording(pack)
+
+    def train(out, callbacks):
+        events.append(("train", out))
+        model = _style_model(pack, Recording)
+        model.to("cuda:0")  # where the trainer put it
+        return model
+
+    model, preview = pack.nodes.training_common.run_training(train, "tests/mem", steps=1)
+    assert events[0] == ("free", 1e20, torch.device("cuda", 0))
+    assert events[1][0] == "train" and len(events) == 2
+    assert model.moves == ["cuda:0", "cpu"] and model.device == torch.device("cpu")
+    assert preview is None
+
+
+def test_training_on_the_cpu_unloads_nothing(env):
+    pack, _, mm = env
+    model, _, _ = _run(pack, "GANAtelierTrain", arch="dcgan", builtin_dataset="blobs",
+                       resolution=32, width=8, steps=1, batch_size=2, learning_rate=2e-4,
+                       loss="bce", augmentation="none", r1_gamma=0.0, seed=0, preview_every=1,
+                       checkpoint_every=1, filename_prefix="tests/cpu_mem")
+    assert mm.free_memory_calls == [] and model.device == torch.device("cpu")

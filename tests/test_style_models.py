@@ -3,7 +3,7 @@ layouts, recognition of public files, numerical equivalence with an independent 
 original architecture, and GANModel.stylize on awkward inputs.
 
 The references below are written with torch.nn.functional on the module's own weights, layer by
-layer as CHECKPOINTS.md describes the originals (reflection vs zero padding, x + block(x),
+layer as the original projects build them (reflection vs zero padding, x + block(x),
 [skip, up] concatenation, nearest upsampling), so a wrong layer order, padding or skip in the
 modules shows up as a numerical difference, not only as a key mismatch.
 """
@@ -150,7 +150,7 @@ def test_zero_padded_blocks_are_recognised(tmp_path, padding_type, dropout):
 def test_batch_norm_six_block_generator(tmp_path):
     cfg = CycleGANResnetConfig(ngf=8, n_blocks=6, norm="batch")
     sd = ResnetGenerator(cfg).state_dict()
-    # CHECKPOINT_KEYS.md: blocks at 10-15, ConvTransposes at 16 and 19, last conv at 23, only
+    # The original's key layout: blocks at 10-15, ConvTransposes at 16 and 19, last conv at 23, only
     # that conv biased under BatchNorm, BN keys at 2, 5, 8, 17, 20 and conv_block.2/.6.
     assert sd["model.16.weight"].shape == (32, 16, 3, 3) and "model.23.bias" in sd
     assert "model.1.bias" not in sd and "model.15.conv_block.6.running_var" in sd
@@ -312,7 +312,7 @@ def test_patchgan_matches_reference():
     ref = F.conv2d(h, sd["model.11.weight"], sd["model.11.bias"], 1, 1)
     with torch.no_grad():
         ours = net(x)
-    assert ours.shape == (1, 1, 6, 6)  # CHECKPOINTS.md: 6x6 for a 64 px input
+    assert ours.shape == (1, 1, 6, 6)  # the original PatchGAN: 6x6 for a 64 px input
     assert (ours - ref).abs().max() < 1e-5
 
 

@@ -275,12 +275,18 @@ def test_train_style_and_stylize_commands(tmp_path, capsys):
     assert model.training["content"] == "builtin:rings"
     assert model.training["style"] == "painting.png"
 
-    # Resume needs --style again (a file), takes the rest from the checkpoint.
-    assert main(["train-style", "--resume", str(out), "--steps", "5", "--out", str(out)]) == 2
-    assert "--style is needed" in capsys.readouterr().err
-    assert main(["train-style", "--resume", str(out), "--style", str(painting), "--steps", "5",
+    # Resume finds the painting again (the run recorded it) and takes the rest from the
+    # checkpoint, the output file included; once the painting is gone it says to give --style.
+    assert main(["train-style", "--resume", str(out), "--steps", "4", "--threads", "1"]) == 0
+    assert gan_core.load(out).resume.step == 4
+    moved = painting.with_name("moved.png")
+    painting.rename(moved)
+    assert main(["train-style", "--resume", str(out), "--steps", "5"]) == 2
+    assert "give --style again" in capsys.readouterr().err
+    assert main(["train-style", "--resume", str(out), "--style", str(moved), "--steps", "5",
                  "--out", str(out), "--threads", "1"]) == 0
     assert gan_core.load(out).resume.step == 5
+    moved.rename(painting)
 
     photo = tmp_path / "in" / "photo.png"
     photo.parent.mkdir()

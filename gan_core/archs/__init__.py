@@ -66,4 +66,10 @@ def public_formats(container: str | None = None) -> list[tuple[ArchSpec, PublicF
             if container is None or fmt.container == container]
 
 
-__all__ = ["all_archs", "default_arch", "get_arch", "list_archs", "public_formats"]
+def public_format_names() -> list[str]:
+    """The names of every public file layout gan_core reads, for help texts."""
+    return [fmt.name for _, fmt in public_formats()]
+
+
+__all__ = ["all_archs", "default_arch", "get_arch", "list_archs", "public_format_names",
+           "public_formats"]

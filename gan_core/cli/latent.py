@@ -7,7 +7,8 @@ from pathlib import Path
 
 import gan_core
 
-from .runner import StopOnCtrlC
+from .infer import output_kind
+from .runner import StopOnCtrlC, seed_value
 
 
 def _generator(path: str, device: str | None) -> gan_core.GANModel:
@@ -24,9 +25,9 @@ def cmd_walk(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     out = Path(args.out)
-    as_gif = out.suffix.lower() == ".gif" and not args.out.endswith(("/", "\\"))
-    if not as_gif and out.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".apng"):
-        raise ValueError(f"--out {args.out}: give a .gif file, or a folder for frame_0000.png ...")
+    as_gif = output_kind(args.out, "walk", (".gif",)) == "file"
+    if args.fps is not None and not args.fps > 0:
+        raise ValueError(f"--fps must be a positive frame rate, got {args.fps}")
     model = _generator(args.model, args.device)
     bar = tqdm(total=args.frames, desc=f"walk {model.arch}", unit="frame", dynamic_ncols=True)
     try:
@@ -59,6 +60,12 @@ def cmd_invert(args: argparse.Namespace) -> int:
 
     if args.variations > 0 and not 0.0 <= args.strength <= 1.0:  # before the long search
         raise ValueError(f"--strength must be between 0 and 1, got {args.strength}")
+    if not Path(args.image).is_file():
+        raise ValueError(f"{args.image}: invert takes one image file (for a folder, run it once "
+                         "per picture)")
+    if output_kind(args.out, "invert", ()) != "folder":
+        raise ValueError(f"--out {args.out}: invert writes a folder (reconstruction, latent, "
+                         "variations); give a path without a suffix")
     model = _generator(args.model, args.device)
     image = gan_core.read_image(args.image).unsqueeze(0)
     out = Path(args.out)
@@ -98,9 +105,9 @@ def cmd_invert(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_latent_commands(sub) -> None:
+def add_latent_commands(sub, common) -> None:
     p = sub.add_parser("walk", help="animate a looping walk through latent space between seeds "
-                                    "(GIF, or PNG frames)")
+                                    "(GIF, or PNG frames)", parents=[common])
     p.add_argument("model")
     p.add_argument("--seeds", default="0,1,2", help="stops in order, e.g. 1,5,9 (default: %(default)s)")
     p.add_argument("--frames", type=int, default=48, help="total frames (default: %(default)s)")
@@ -118,15 +125,16 @@ def add_latent_commands(sub) -> None:
     p.add_argument("--device", default=None)
     p.set_defaults(func=cmd_walk)
     p = sub.add_parser("invert", help="find the latent of an image (GAN inversion): writes the "
-                                      "reconstruction, the latent and variations")
+                                      "reconstruction, the latent and variations",
+                       parents=[common])
     p.add_argument("model")
     p.add_argument("image", help="the picture to reproduce (fitted to the model's size)")
     p.add_argument("--steps", type=int, default=300, help="optimisation steps (default: %(default)s)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--space", default="auto", choices=gan_core.INVERT_SPACES,
                    help="z, w, w+ or auto (w for StyleGAN2, else z)")
-    p.add_argument("--seed", type=int, default=0, help="seeds the starting candidates and the "
-                                                       "variations (default: 0)")
+    p.add_argument("--seed", type=seed_value, default=0,
+                   help="seeds the starting candidates and the variations (default: 0)")
     p.add_argument("--lr", type=float, default=0.05, help="Adam step size (default: %(default)s)")
     p.add_argument("--variations", type=int, default=4, help="variations to write (default: %(default)s)")
     p.add_argument("--strength", type=float, default=0.3,

@@ -3,12 +3,37 @@ output, and Ctrl-C that stops after the current step and saves (a second one sto
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
 import sys
 from pathlib import Path
 
 import gan_core
+
+
+def seed_value(text: str) -> int:
+    """argparse type for seeds: an integer in ComfyUI's range 0..2^64-1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= value <= gan_core.MAX_SEED:
+        raise argparse.ArgumentTypeError(f"{value} is outside 0..{gan_core.MAX_SEED} (2^64-1)")
+    return value
+
+
+def default_threads() -> int:
+    """CPU threads when --threads is not given: the cores torch sees, less the machine's
+    current load (1-minute load average), at least 1. On a busy machine two threads can fall
+    to a fraction of one thread's speed (the README's main job took 4 min 54 s instead of
+    about 2 with the other core taken)."""
+    cores = max(1, os.cpu_count() or 1)
+    try:
+        load = os.getloadavg()[0]
+    except (OSError, AttributeError):  # not available on Windows
+        return cores
+    return max(1, min(cores, cores - math.ceil(load - 0.5)))
 
 
 class StopOnCtrlC:
@@ -54,7 +79,8 @@ def preview_path(args: argparse.Namespace) -> Path:
 
 
 def train_with_progress(args: argparse.Namespace, run, total: int, start: int, desc: str,
-                         header: str, names: dict[str, str | None] | None = None) -> int:
+                         header: str, names: dict[str, str | None] | None = None,
+                         hint: str | None = None) -> int:
     """Run `run(callbacks)` with a tqdm bar showing the losses (renamed by `names`; None hides
     one), preview grids written next to --out, and Ctrl-C handling: the first one stops after
     the current step and saves, a second one at once. Returns the exit code.
@@ -93,7 +119,7 @@ def train_with_progress(args: argparse.Namespace, run, total: int, start: int, d
     if stop.pressed:
         if main:
             print(f"\ninterrupted; {args.out} holds the last completed step. "
-                  f"Continue with --resume {args.out}", file=sys.stderr)
+                  f"{hint or f'Continue with --resume {args.out}'}", file=sys.stderr)
         return 130
     if not main:
         return 0

@@ -18,12 +18,29 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".
 
 
 def list_image_files(folder: str | os.PathLike) -> list[Path]:
-    """Image files directly inside `folder` and its subfolders, in a stable order."""
+    """Image files directly inside `folder` and its subfolders, in a stable order.
+
+    Every file listed resolves inside the folder: a symlink (or a link inside a linked
+    subfolder) leading elsewhere, e.g. to a picture outside ComfyUI's input directory, is
+    skipped with a warning naming it, so it never reaches a dataset, a preview or a trained
+    model. Links that stay inside the folder are followed."""
     root = Path(folder)
     if not root.is_dir():
         raise DatasetError(f"dataset folder {str(root)!r} does not exist or is not a folder")
-    return sorted(p for p in root.rglob("*")
-                  if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    real_root = Path(os.path.realpath(root))
+    files = []
+    for p in sorted(root.rglob("*")):
+        if p.suffix.lower() not in IMAGE_EXTENSIONS or not p.is_file():
+            continue
+        real = Path(os.path.realpath(p))
+        if real_root not in real.parents:
+            msg = (f"skipping {str(p)!r}: it is a link to {str(real)!r}, outside the dataset "
+                   f"folder {str(root)!r}")
+            log.warning(msg)
+            warnings.warn(msg, stacklevel=2)
+            continue
+        files.append(p)
+    return files
 
 
 def load_image_folder(folder: str | os.PathLike, size: int, fit: str = "crop") -> torch.Tensor:

@@ -1,7 +1,7 @@
 """Run an image-to-image network over a large image in tiles, in bounded memory, with no seam.
 
 Why tiles: a 9-block CycleGAN generator needs about 1 KiB of activations per pixel even under
-`torch.inference_mode()` (BENCHMARKS.md), so a 4096 px image needs ~15 GiB untiled. Running
+`torch.inference_mode()` (measured in benchmarks/stylize.py), so a 4096 px image needs ~15 GiB untiled. Running
 one tile at a time bounds the activations to one tile's worth; the only full-size buffers are
 the input and the output.
 
@@ -50,6 +50,7 @@ from ..errors import GanAtelierError
 
 __all__ = [
     "AUTO_TILE",
+    "MAX_TILE",
     "MAX_UNTILED_SIDE",
     "TileOutOfMemoryError",
     "default_overlap",
@@ -75,6 +76,12 @@ FIRST_FALLBACK_TILE = 1024
 MAX_UNTILED_SIDE = 4096
 # The tile used then: ~256 MiB of CycleGAN activations, the size the README recommends.
 AUTO_TILE = 512
+# The largest tile used on such an image: a tile asked for explicitly is capped here, or the
+# bounded-memory promise would only hold for the default (a 4224 px Style Transfer with tile
+# 4160 peaked at 2.0 GB against 0.9 GB at 512 px tiles; a full-width CycleGAN at the nodes'
+# maximum tile of 8192 would need tens of GB). 1024 px: ~1 GiB of CycleGAN activations, the
+# first size the out-of-memory fallback tries.
+MAX_TILE = 1024
 
 log = logging.getLogger("gan_core")
 
@@ -83,16 +90,25 @@ def plan_tile(tile: int | None, height: int, width: int, what: str = "image") ->
     """The tile size to run an image of height x width with, or None for one whole-image call.
 
     `tile` None (or a tile at least as large as the image) means untiled, except above
-    MAX_UNTILED_SIDE, where AUTO_TILE is used and a warning names the limit."""
+    MAX_UNTILED_SIDE, where AUTO_TILE is used and a warning names the limit; there an explicit
+    tile larger than MAX_TILE is capped to MAX_TILE, with a warning. Images up to
+    MAX_UNTILED_SIDE may run whole, so any tile is honoured on them."""
     side = max(int(height), int(width))
+    if side > MAX_UNTILED_SIDE:
+        if tile is None or tile >= side:
+            chosen = AUTO_TILE if tile is None else min(tile, AUTO_TILE)
+            log.warning("%s: %d x %d px is larger than %d px a side, the limit for whole-image "
+                        "runs; processing it in %d px tiles to bound memory", what, width,
+                        height, MAX_UNTILED_SIDE, chosen)
+            return chosen
+        if tile > MAX_TILE:
+            log.warning("%s: tile %d is larger than %d px, the largest tile used on an image "
+                        "over %d px a side (%d x %d px here); using %d px tiles to bound memory",
+                        what, tile, MAX_TILE, MAX_UNTILED_SIDE, width, height, MAX_TILE)
+            return MAX_TILE
+        return tile
     if tile is not None and side > tile:
         return tile
-    if side > MAX_UNTILED_SIDE:
-        chosen = AUTO_TILE if tile is None else min(tile, AUTO_TILE)
-        log.warning("%s: %d x %d px is larger than %d px a side, the limit for whole-image "
-                    "runs; processing it in %d px tiles to bound memory", what, width, height,
-                    MAX_UNTILED_SIDE, chosen)
-        return chosen
     return None
 
 

@@ -15,7 +15,7 @@ from torch import nn
 
 from ..errors import CheckpointError
 from ..registry import ArchSpec
-from ..statedict import assign_state, meta_build, registration_limit
+from ..statedict import assign_state, check_layout, meta_build, registration_limit
 
 
 def build_modules(spec: ArchSpec, config: object, states: dict[str, dict[str, torch.Tensor]],
@@ -41,5 +41,6 @@ def build_modules(spec: ArchSpec, config: object, states: dict[str, dict[str, to
             if name not in spec.extra_tensors:
                 raise CheckpointError(f"{what}: {spec.name} models keep no {name!r}")
             if role in modules:
+                check_layout(tensor, f"{what}: {name} of {role}")
                 setattr(modules[role], name, tensor.detach().float().clone())
     return modules

@@ -7,6 +7,8 @@ also `G_BA.` and `D_A.`), plus for resumable files the optimiser moments
 and a StyleGAN2 generator's average w (`latent_avg.<role>`). String metadata carries the
 format tag and version, arch, task, the constructor config as JSON, a training summary and the
 gan_core version, so a model is rebuilt from its family's ArchSpec with no code from the file.
+The resume state is checked against the rebuilt networks when a file is opened
+(gan_core.io.resume).
 """
 from __future__ import annotations
 
@@ -21,12 +23,13 @@ from safetensors.torch import save_file
 
 from ..archs import all_archs, get_arch
 from ..errors import CheckpointError
-from ..model import GANModel, ResumeState
+from ..model import GANModel
 from ..registry import config_from_json, config_to_json
 from ..version import __version__
 from ..atomic import atomic_write
 from .build import build_modules
-from .safetensors_header import check_safetensors_header
+from .resume import read_resume
+from .safetensors_header import check_safetensors_header, explain_refusal
 
 FORMAT_TAG = "gan_atelier"
 FORMAT_VERSION = 1
@@ -101,14 +104,19 @@ def save(model: GANModel, path: str | os.PathLike, include_resume: bool = True) 
 
 def read_safetensors(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
     """Metadata and tensors of a safetensors file, with a clear error for a broken one. The
-    header is checked against the file's size first, so no tensor is allocated for a file
-    whose header lies (see gan_core.safetensors_header)."""
-    check_safetensors_header(path)
+    header passes gan_core's checks (gan_core.io.safetensors_header: size cap, duplicate keys,
+    tensor count) and then the library's own validation of every offset, shape and dtype,
+    which happens when the file is opened, before any tensor is made: a header that lies
+    allocates nothing."""
+    head = check_safetensors_header(path)
     try:
         with safe_open(str(path), framework="pt") as f:
             metadata = dict(f.metadata() or {})
             tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+    except SafetensorError as exc:
+        raise CheckpointError(f"model file {path.name!r} is not a valid safetensors file: "
+                              f"{explain_refusal(head, str(exc))}") from None
+    except (OSError, ValueError, RuntimeError) as exc:
         raise CheckpointError(
             f"model file {path.name!r} is not a readable safetensors file (truncated or "
             f"corrupt?): {exc}"
@@ -168,56 +176,5 @@ def load_ours(path: Path, meta: dict[str, str], tensors: dict[str, torch.Tensor]
                               f"{type(training).__name__}, not an object")
     resume = None
     if "resume" in meta and "rng.torch" in tensors:
-        resume = _read_resume(path, _meta_json(meta, "resume", path), tensors)
+        resume = read_resume(path, _meta_json(meta, "resume", path), tensors, spec, modules)
     return GANModel(arch, config, modules, training=training, resume=resume, source=str(path))
-
-
-def _count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def _read_resume(path: Path, info: Any, tensors: dict[str, torch.Tensor]) -> ResumeState:
-    """The resume state, every field checked: a file that lies about it is refused here, not
-    half-way through a resumed run."""
-    def bad(problem: str) -> CheckpointError:
-        return CheckpointError(f"model file {path.name!r}: its resume state is inconsistent: "
-                               f"{problem}")
-
-    if not isinstance(info, dict):
-        raise bad(f"metadata 'resume' is a JSON {type(info).__name__}, not an object")
-    if not _count(info.get("step")):
-        raise bad(f"step is {str(info.get('step'))[:40]}, not a non-negative integer")
-    if not _count(info.get("ema_count", 0)):
-        raise bad(f"ema_count is {str(info.get('ema_count'))[:40]}, not a non-negative integer")
-    param_groups = info.get("param_groups", {})
-    if not isinstance(param_groups, dict) or not all(
-            isinstance(g, list) and all(isinstance(x, dict) for x in g)
-            for g in param_groups.values()):
-        raise bad("param_groups is not an object of lists of parameter groups")
-    train_config = info.get("train_config", {})
-    if not isinstance(train_config, dict):
-        raise bad("train_config is not an object")
-    rng = tensors["rng.torch"]
-    if rng.dtype != torch.uint8 or rng.dim() != 1:
-        raise bad(f"rng.torch is {rng.dtype} {tuple(rng.shape)}, not a 1-D uint8 state")
-    optimizers = {}
-    for name, groups in param_groups.items():
-        state: dict[int, dict[str, torch.Tensor]] = {}
-        prefix = f"opt.{name}."
-        for key, value in tensors.items():
-            if key.startswith(prefix):
-                idx, _, field = key[len(prefix):].partition(".")
-                if not idx.isdigit() or not field:
-                    raise bad(f"tensor {key!r} is not named opt.<optimiser>.<index>.<field>")
-                state.setdefault(int(idx), {})[field] = value
-        optimizers[name] = {"state": state, "param_groups": groups}
-    history = {}
-    for key, value in tensors.items():
-        if key.startswith("history."):
-            if value.dim() != 1 or not value.is_floating_point():
-                raise bad(f"{key!r} is {value.dtype} {tuple(value.shape)}, not a 1-D float series")
-            history[key[len("history."):]] = value.tolist()
-    buffers = {k[len("buffer."):]: v for k, v in tensors.items() if k.startswith("buffer.")}
-    return ResumeState(step=info["step"], optimizers=optimizers, rng_state=rng,
-                       ema_count=info.get("ema_count", 0), history=history,
-                       train_config=train_config, buffers=buffers)

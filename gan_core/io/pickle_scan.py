@@ -675,10 +675,11 @@ def _starts_with_legacy_magic(head: bytes) -> bool:
     return False
 
 
-def _scan_zip(path: Path, what: str) -> None:
-    """Scan every pickle member of a torch zip checkpoint after checking its size."""
+def _scan_zip(source: Path | BinaryIO, what: str) -> None:
+    """Scan every pickle member of a torch zip checkpoint (a path or a seekable binary file)
+    after checking its size."""
     try:
-        with zipfile.ZipFile(path) as archive:
+        with zipfile.ZipFile(source) as archive:
             pickles = [info for info in archive.infolist()
                        if info.filename.rsplit("/", 1)[-1].endswith(".pkl")]
             if not any(info.filename.rsplit("/", 1)[-1] == "data.pkl" for info in pickles):
@@ -721,24 +722,35 @@ def scan_torch_file(path: Path) -> None:
       storage bytes): the five pickles are scanned, straight from the file;
     - anything else is scanned as one bare pickle (what torch.load would try to read first).
     Raises CheckpointError naming the file on the first problem; returns None when it is fine.
+
+    The file is opened again by whoever loads it afterwards; gan_core's own reader
+    (gan_core.io.pickles.read_pickle_state) instead scans and loads one pinned copy of the
+    bytes through scan_torch_stream, so the file cannot change in between.
     """
     path = Path(path)
     what = f"model file {path.name!r}"
     try:
         size = path.stat().st_size
         with open(path, "rb") as raw:
-            head = raw.read(64)
-            if not head:
-                raise CheckpointError(f"{what}: is empty (0 bytes)")
-            if not head.startswith(b"PK\x03\x04"):
-                raw.seek(0)
-                _scan_legacy(raw, size, head, what)
-                return
+            scan_torch_stream(raw, size, what)
     except CheckpointError:
         raise
     except OSError as exc:
         raise CheckpointError(f"{what}: cannot be read ({_first_line(exc)})") from None
-    _scan_zip(path, what)
+
+
+def scan_torch_stream(raw: BinaryIO, size: int, what: str) -> None:
+    """scan_torch_file on an open, seekable binary file of `size` bytes (read from its start);
+    `what` names it in errors."""
+    raw.seek(0)
+    head = raw.read(64)
+    if not head:
+        raise CheckpointError(f"{what}: is empty (0 bytes)")
+    if head.startswith(b"PK\x03\x04"):
+        _scan_zip(raw, what)
+        return
+    raw.seek(0)
+    _scan_legacy(raw, size, head, what)
 
 
 _LEGACY_PARTS = ("magic number", "protocol version", "system info", "object", "storage keys")

@@ -1,4 +1,4 @@
-"""Checking a safetensors file's header before any tensor is read from it.
+"""Checking a safetensors file's header before the safetensors library reads it.
 
 A safetensors file is an 8-byte little-endian header length N, N bytes of UTF-8 JSON (padded
 with spaces), then the body: raw tensor bytes. The JSON maps each tensor name to its dtype,
@@ -6,16 +6,33 @@ shape and `data_offsets` [begin, end] (relative to the body), plus an optional
 `__metadata__` object of string -> string. The format requires the tensors to cover the body
 exactly, with no holes and no overlaps (so a file cannot hide a second payload).
 
-Model files come from anywhere, so every number in the header is checked against the file's
-real size here, before the safetensors library maps the file or torch allocates a tensor: a
-header that claims petabytes, overlapping or out-of-body ranges, unknown dtypes or a truncated
-body gives a CheckpointError naming the file and the problem, and what is read is bounded by
-min(file size, MAX_HEADER_BYTES). The header is parsed as JSON, never evaluated.
+Who checks what. The safetensors library (0.8.0, verified by tests/test_security_files.py
+for each hostile header below) validates the whole header when a file is opened, before it
+maps the file or makes a tensor: the length field against the file size and its own 100 MB
+cap, UTF-8, JSON (with a nesting limit), known dtypes, shapes and offsets as unsigned
+integers, `numel * itemsize` without overflow and equal to each tensor's span, the tensors
+sorted by offset starting where the previous one ended ("invalid offset for tensor"), the
+last one ending at the end of the file ("file not fully covered") and `__metadata__` as a
+string -> string map. gan_core leans on that. What the library does not do is done here:
+
+- a 16 MiB header cap: parsing a hostile header at the library's 100 MB limit cost Python
+  0.6-1.7 GB and up to a minute (measured), and gan_core parses the JSON itself too;
+- duplicate keys: the library keeps one of two tensors of the same name without a word
+  (a header listing "a" twice with the same offsets opens as one tensor), so a file could
+  show one reader one tensor and another reader the other;
+- at most MAX_TENSORS tensors (each costs the library and torch a few hundred bytes);
+- the header must start with '{' as the format says (the library accepts leading spaces);
+- clear errors: `explain_refusal` turns the library's terse messages into ones that name
+  the file, the tensor and the bytes involved.
+
+The header is parsed as JSON, never evaluated; what is read is bounded by
+min(file size, MAX_HEADER_BYTES).
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +48,8 @@ MAX_TENSORS = 65_536
 LENGTH_BYTES = 8
 METADATA_KEY = "__metadata__"
 
-# Element sizes in bytes of the dtypes the safetensors torch binding reads.
+# Element sizes in bytes of the dtypes the safetensors torch binding reads (for messages and
+# the tests' own check of what the library accepted).
 DTYPE_BYTES = {
     "BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E4M3FNUZ": 1, "F8_E5M2": 1, "F8_E5M2FNUZ": 1,
     "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
@@ -41,32 +59,19 @@ DTYPE_BYTES = {
 
 
 @dataclass(frozen=True)
-class TensorEntry:
-    """One tensor as the header describes it; begin/end are offsets into the body."""
-
-    name: str
-    dtype: str
-    shape: tuple[int, ...]
-    begin: int
-    end: int
-
-
-@dataclass(frozen=True)
 class SafetensorsHeader:
-    """A header that passed every check: the tensors tile the body exactly."""
+    """A header that passed gan_core's own checks: `metadata` (string -> string when the
+    header's is one, else {}: the library refuses the file then), `entries` each tensor's raw
+    JSON description (validated by the library when the file is opened)."""
 
     metadata: dict[str, str]
-    tensors: dict[str, TensorEntry]
+    entries: dict[str, object]
     header_bytes: int
     body_bytes: int
 
 
 def _fail(path: Path, problem: str) -> CheckpointError:
     return CheckpointError(f"model file {path.name!r} is not a valid safetensors file: {problem}")
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _no_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
@@ -76,19 +81,6 @@ def _no_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
             raise ValueError(f"the key {key!r} appears twice")
         out[key] = value
     return out
-
-
-def _byte_count(shape: list[int], item: int, limit: int) -> int:
-    """numel * item, or limit + 1 as soon as it exceeds limit (hostile shapes can multiply to
-    numbers with thousands of digits; nothing above limit can be valid anyway)."""
-    if any(d == 0 for d in shape):
-        return 0
-    total = item
-    for d in shape:
-        total *= d
-        if total > limit:
-            return limit + 1
-    return total
 
 
 def _parse_json(path: Path, raw: bytes) -> dict[str, object]:
@@ -109,68 +101,16 @@ def _parse_json(path: Path, raw: bytes) -> dict[str, object]:
     return obj
 
 
-def _metadata(path: Path, value: object) -> dict[str, str]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise _fail(path, f"{METADATA_KEY} is a JSON {type(value).__name__}, not an object of "
-                          "strings")
-    for key, item in value.items():
-        if not isinstance(item, str):
-            raise _fail(path, f"{METADATA_KEY} entry {key!r} is a JSON {type(item).__name__}, "
-                              "not a string")
-    return dict(value)
-
-
-def _entry(path: Path, name: str, info: object, body: int) -> TensorEntry:
-    what = f"tensor {name!r}"
-    if not isinstance(info, dict):
-        raise _fail(path, f"{what} is described by a JSON {type(info).__name__}, not an object")
-    missing = [k for k in ("dtype", "shape", "data_offsets") if k not in info]
-    if missing:
-        raise _fail(path, f"{what} lacks {', '.join(missing)}")
-    dtype, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
-    if not isinstance(dtype, str) or dtype not in DTYPE_BYTES:
-        raise _fail(path, f"{what} has unknown dtype {str(dtype)[:40]!r}; expected one of "
-                          f"{', '.join(DTYPE_BYTES)}")
-    if not isinstance(shape, list) or not all(_is_int(d) and d >= 0 for d in shape):
-        raise _fail(path, f"{what} has shape {str(shape)[:80]}; expected a list of "
-                          "non-negative integers")
-    if (not isinstance(offsets, list) or len(offsets) != 2
-            or not all(_is_int(o) and o >= 0 for o in offsets) or offsets[0] > offsets[1]):
-        raise _fail(path, f"{what} has data_offsets {str(offsets)[:80]}; expected [begin, end] "
-                          "with 0 <= begin <= end")
-    begin, end = offsets
-    if end > body:
-        raise _fail(path, f"{what} claims bytes {begin}..{end} ({end - begin} bytes) but the "
-                          f"file body has {body} (truncated or corrupt?)")
-    needed = _byte_count(shape, DTYPE_BYTES[dtype], end - begin)
-    if needed != end - begin:
-        claim = f"more than {end - begin} bytes" if needed > end - begin else f"{needed} bytes"
-        raise _fail(path, f"{what} ({dtype}, shape {shape}) needs {claim} but its "
-                          f"data_offsets [{begin}, {end}] span {end - begin}")
-    return TensorEntry(name, dtype, tuple(shape), begin, end)
-
-
-def _check_tiling(path: Path, entries: list[TensorEntry], body: int) -> None:
-    """The tensors must cover the body exactly: sorted by offset, each starts where the
-    previous ended and the last ends at the end of the file."""
-    covered, previous = 0, None
-    for e in sorted(entries, key=lambda e: (e.begin, e.end)):
-        if e.begin < covered:
-            raise _fail(path, f"tensors {previous.name!r} (bytes {previous.begin}..{previous.end}) "
-                              f"and {e.name!r} (bytes {e.begin}..{e.end}) overlap")
-        if e.begin > covered:
-            raise _fail(path, f"body bytes {covered}..{e.begin} belong to no tensor (a hole)")
-        covered, previous = e.end, e
-    if covered != body:
-        raise _fail(path, f"the tensors cover {covered} bytes of the {body}-byte body; the "
-                          f"remaining {body - covered} belong to no tensor")
+def _metadata(value: object) -> dict[str, str]:
+    if isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
+        return dict(value)
+    return {}
 
 
 def check_safetensors_header(path: str | os.PathLike) -> SafetensorsHeader:
-    """Read and check the header of the safetensors file at `path` (see the module docstring);
-    CheckpointError naming the file and the first problem found."""
+    """Read and check the header of the safetensors file at `path` (the checks the library
+    does not make: see the module docstring); CheckpointError naming the file and the first
+    problem found."""
     path = Path(path)
     size = path.stat().st_size
     with open(path, "rb") as fh:
@@ -192,12 +132,56 @@ def check_safetensors_header(path: str | os.PathLike) -> SafetensorsHeader:
     if len(raw) != n:  # the file shrank while being read
         raise _fail(path, f"the header ended after {len(raw)} of {n} bytes (truncated?)")
     obj = _parse_json(path, raw)
-    body = size - LENGTH_BYTES - n
-    if len(obj) - (METADATA_KEY in obj) > MAX_TENSORS:
-        raise _fail(path, f"its header lists {len(obj) - (METADATA_KEY in obj)} tensors, more "
-                          f"than the {MAX_TENSORS} this reader accepts")
-    metadata = _metadata(path, obj.get(METADATA_KEY))
-    tensors = {name: _entry(path, name, info, body)
-               for name, info in obj.items() if name != METADATA_KEY}
-    _check_tiling(path, list(tensors.values()), body)
-    return SafetensorsHeader(metadata, tensors, n, body)
+    count = len(obj) - (METADATA_KEY in obj)
+    if count > MAX_TENSORS:
+        raise _fail(path, f"its header lists {count} tensors, more than the {MAX_TENSORS} this "
+                          "reader accepts")
+    entries = {name: info for name, info in obj.items() if name != METADATA_KEY}
+    return SafetensorsHeader(_metadata(obj.get(METADATA_KEY)), entries, n,
+                             size - LENGTH_BYTES - n)
+
+
+# ----------------------------------------------------------------------------- clear errors
+
+_LIBRARY_PREFIX = "Error while deserializing header: "
+_BAD_OFFSET = re.compile(r"invalid offset for tensor `(.*)`")
+
+
+def _offsets(info: object) -> tuple[int, int] | None:
+    offsets = info.get("data_offsets") if isinstance(info, dict) else None
+    if (isinstance(offsets, list) and len(offsets) == 2
+            and all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)):
+        return offsets[0], offsets[1]
+    return None
+
+
+def explain_refusal(head: SafetensorsHeader, message: str) -> str:
+    """The safetensors library's refusal of a file whose header passed ours, in words that
+    name the tensor and the bytes (read off the header already parsed; nothing is re-checked)."""
+    detail = message.split(_LIBRARY_PREFIX, 1)[-1].strip()
+    body = head.body_bytes
+    spans = {name: o for name, info in head.entries.items() if (o := _offsets(info))}
+    if "not fully covered" in detail:
+        beyond = [(name, o) for name, o in spans.items() if o[1] > body]
+        if beyond:
+            name, (begin, end) = max(beyond, key=lambda item: item[1][1])
+            return (f"tensor {name!r} claims bytes {begin}..{end} ({end - begin} bytes) but the "
+                    f"file body has {body} (truncated or corrupt?)")
+        covered = max((o[1] for o in spans.values()), default=0)
+        return (f"the tensors cover {covered} bytes of the {body}-byte body; the remaining "
+                f"{body - covered} belong to no tensor")
+    found = _BAD_OFFSET.search(detail)
+    if found:
+        name = found.group(1)
+        where = f" (bytes {spans[name][0]}..{spans[name][1]})" if name in spans else ""
+        return (f"tensor {name!r}{where} does not start where the tensor before it ends: "
+                "overlapping offsets, a hole between tensors, or begin after end (the tensors "
+                "must tile the body exactly)")
+    if "overflow computing buffer size" in detail:
+        return "a tensor's shape and dtype claim more bytes than any file can hold"
+    if "invalid shape, data type, or offset" in detail:
+        return ("a tensor's data_offsets do not span exactly the bytes its dtype and shape "
+                "need")
+    if detail.startswith("invalid JSON in header: "):
+        return f"the header is not what the format allows ({detail[len('invalid JSON in header: '):][:200]})"
+    return detail[:300]

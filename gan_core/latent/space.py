@@ -21,8 +21,9 @@ import torch
 from torch import nn
 
 from ..atomic import atomic_write
+from ..device import resolve_device
 from ..images import signed_to_comfy
-from ..seeds import MAX_SEED, latents_for_seeds
+from ..seeds import MAX_SEED, generator_seed, latents_for_seeds
 
 if TYPE_CHECKING:
     from ..model import GANModel
@@ -147,13 +148,14 @@ class LatentSpace:
     `mapped` is True for generators with a mapping network (StyleGAN2): their images are
     steered in w. For the others w is z, whose prior is N(0, I)."""
 
-    def __init__(self, model: "GANModel", device: torch.device | str | None = None):
+    def __init__(self, model: "GANModel", device: torch.device | str | None = None,
+                 class_index: int | None = None, truncation_cutoff: int | None = None):
         io = model.latent_io
         if io is None:
             raise ValueError(f"this {model.arch} model is not a generator; it has no latent space")
         self.model = model
         self.module = model.module.eval()
-        self.device = torch.device(device) if device is not None else model.device
+        self.device = resolve_device(device) if device is not None else model.device
         if self.device != model.device:
             self.module.to(self.device)  # as GANModel.generate always did: the model moves
         self.io = io
@@ -163,16 +165,68 @@ class LatentSpace:
         self.n_latent = io.n_latent
         self.mapped = io.mapped
         self.arch = model.arch
+        self.label = self._label(class_index)
+        if truncation_cutoff is not None and not 0 <= int(truncation_cutoff) <= self.n_latent:
+            raise ValueError(f"truncation_cutoff must be 0..{self.n_latent} (the layers of this "
+                             f"{self.arch} generator), got {truncation_cutoff}")
+        self.cutoff = None if truncation_cutoff is None or not self.mapped else int(truncation_cutoff)
+
+    def _label(self, class_index: int | None) -> torch.Tensor | None:
+        """The one-hot label [1, classes] of a conditional model; unconditional models take
+        none (a class given to them is refused, not ignored)."""
+        classes = self.io.classes
+        if classes == 0:
+            if class_index not in (None, -1):
+                raise ValueError(f"class_index: this {self.arch} model is unconditional (no "
+                                 f"classes); leave the class at -1")
+            return None
+        if class_index is None or class_index == -1:
+            raise ValueError(f"class_index: this {self.arch} model is conditional: give a class "
+                             f"0..{classes - 1}")
+        if not 0 <= int(class_index) < classes:
+            raise ValueError(f"class_index {class_index} is out of range: this {self.arch} model "
+                             f"has classes 0..{classes - 1}")
+        label = torch.zeros(1, classes)
+        label[0, int(class_index)] = 1.0
+        return label
 
     # ------------------------------------------------------------------ the protocol
     def map_z(self, z: torch.Tensor) -> torch.Tensor:
-        return self.module.map_z(z) if self.protocol else z
+        if not self.protocol:
+            return z
+        if self.label is None:
+            return self.module.map_z(z)
+        return self.module.map_z(z, self.label.to(z).expand(len(z), -1))
+
+    def camera_transform(self, camera: "tuple[float, float, float] | torch.Tensor | None",
+                         batch: int) -> torch.Tensor | None:
+        """A camera (tx, ty, degrees), a [3, 3] or [B, 3, 3] matrix, or per-image rows
+        [B, 3] of (tx, ty, degrees) -> the transform the module takes; None without one.
+        A camera given to a generator that has none is an error, not ignored."""
+        if camera is None:
+            return None
+        if not self.io.camera:
+            raise ValueError(f"camera: this {self.arch} generator has no camera (StyleGAN3's "
+                             f"translation and rotation); leave it at 0, 0, 0")
+        cam = torch.as_tensor(camera, dtype=torch.float32)
+        if cam.shape == (3,):
+            cam = cam.unsqueeze(0)
+        if cam.dim() == 2 and cam.shape[1] == 3 and cam.shape[0] in (1, batch) and cam.shape != (3, 3):
+            mats = [self.module.camera_matrix((float(r[0]), float(r[1])), float(r[2])) for r in cam]
+            return torch.stack(mats).to(self.device) if len(mats) > 1 else mats[0].to(self.device)
+        if cam.shape in ((3, 3), (batch, 3, 3)):
+            return cam.to(self.device)
+        raise ValueError(f"camera: expected (tx, ty, degrees), [{batch}, 3] rows of them or "
+                         f"3x3 matrices, got shape {tuple(cam.shape)}")
 
     def synthesize(self, w: torch.Tensor, noise: str = "fixed",
-                   generator: torch.Generator | None = None) -> torch.Tensor:
-        """[B, C, H, W] in about [-1, 1] from w [B, w_dim] or w+ [B, n_latent, w_dim]."""
+                   generator: torch.Generator | None = None,
+                   transform: torch.Tensor | None = None) -> torch.Tensor:
+        """[B, C, H, W] in about [-1, 1] from w [B, w_dim] or w+ [B, n_latent, w_dim];
+        `transform`: a camera for generators that have one (see camera_transform)."""
         if self.protocol:
-            out = self.module.synthesize(w, noise=noise, generator=generator)
+            extra = {"transform": transform} if transform is not None else {}
+            out = self.module.synthesize(w, noise=noise, generator=generator, **extra)
         else:
             out = self.module(w[:, 0] if w.dim() == 3 else w)  # one latent: w+ is [B, 1, D]
         return out[0] if isinstance(out, (list, tuple)) else out
@@ -254,26 +308,37 @@ class LatentSpace:
 
     # ------------------------------------------------------------------ seeds and images
     def seed_codes(self, seeds: Sequence[int], truncation: float = 1.0) -> torch.Tensor:
-        """Render-space codes for seeds (z drawn per seed on the CPU, as ever), on the device."""
+        """Render-space codes for seeds (z drawn per seed on the CPU by the family's seed
+        convention), on the device. With a truncation cutoff (mapping models) the codes are
+        w+ and only the first `cutoff` layers are truncated, as NVIDIA's truncation_cutoff."""
         check_truncation(truncation)
-        z = latents_for_seeds(seeds, self.z_dim)
+        z = latents_for_seeds(seeds, self.z_dim, self.io.seed_convention)
         if not self.mapped:
             return (z * truncation).to(self.device)
-        return self.truncate(self.map_z(z.to(self.device)), truncation)
+        w = self.map_z(z.to(self.device))
+        if self.cutoff is None or truncation == 1.0:
+            return self.truncate(w, truncation)
+        plus = self.to_space(w, "w", "w+")
+        plus[:, :self.cutoff] = self.truncate(plus[:, :self.cutoff], truncation)
+        return plus
 
     def render(self, codes: torch.Tensor, noise: str = "fixed",
-               seeds: Sequence[int] | None = None) -> torch.Tensor:
+               seeds: Sequence[int] | None = None, camera=None) -> torch.Tensor:
         """IMAGE [B, H, W, 3] in [0, 1] (CPU) from w/w+ codes (z for z-space models). With
         noise "random" each image draws its noise from a generator seeded by its seed, so it
-        does not depend on the batch; without seeds the global RNG is used."""
+        does not depend on the batch; without seeds the global RNG is used. `camera`: see
+        camera_transform (StyleGAN3)."""
         check_noise(noise)
         codes = codes.to(self.device)
+        transform = self.camera_transform(camera, len(codes))
         if noise != "random" or not self.protocol or seeds is None:
-            return signed_to_comfy(self.synthesize(codes, noise=noise))
+            return signed_to_comfy(self.synthesize(codes, noise=noise, transform=transform))
         out = []
-        for row, seed in zip(codes.split(1), seeds):
-            g = torch.Generator(device=self.device).manual_seed(noise_seed(seed))
-            out.append(signed_to_comfy(self.synthesize(row, noise="random", generator=g)))
+        for i, (row, seed) in enumerate(zip(codes.split(1), seeds)):
+            g = torch.Generator(device=self.device).manual_seed(generator_seed(noise_seed(seed)))
+            t = transform[i] if transform is not None and transform.dim() == 3 else transform
+            out.append(signed_to_comfy(self.synthesize(row, noise="random", generator=g,
+                                                       transform=t)))
         return torch.cat(out)
 
     def codes_of(self, latent: GANLatent, target: str | None = None) -> torch.Tensor:

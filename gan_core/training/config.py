@@ -51,6 +51,9 @@ class TrainConfig(_PlainData):
     channels_last: str = "auto"  # "auto" (conv nets on CUDA and CPU: measured +20%), "on", "off"
     compile: bool = False  # torch.compile the networks (slow start, faster long runs)
     model: dict[str, Any] = field(default_factory=dict)  # extra arch config, e.g. {"ngf": 32}
+    # Where the images came from (builtin:NAME, a folder as the user gave it), recorded so a
+    # resumed run can find them again; the trainer itself never reads it.
+    data: str = ""
 
     def validate(self) -> "TrainConfig":
         if self.arch not in list_archs(trainer="gan"):
@@ -112,6 +115,7 @@ class DenoiseTrainConfig(_PlainData):
     amp: str = "auto"  # "auto" (CUDA only), "off", "bf16", "fp16"
     channels_last: str = "auto"  # "auto" (the family's measured devices), "on", "off"
     model: dict[str, Any] = field(default_factory=dict)  # arch config, e.g. {"width": 16}
+    data: str = ""  # where the clean images came from (see TrainConfig.data)
 
     def validate(self) -> "DenoiseTrainConfig":
         if self.arch not in list_archs(trainer="denoise"):
@@ -167,6 +171,8 @@ class StyleTrainConfig(_PlainData):
     amp: str = "auto"  # "auto" (CUDA only), "off", "bf16", "fp16"
     channels_last: str = "auto"  # "auto" (CUDA only), "on", "off"
     model: dict[str, Any] = field(default_factory=dict)  # e.g. {"ngf": 32, "n_blocks": 6}
+    content: str = ""  # where the pictures came from (see TrainConfig.data)
+    style: str = ""
 
     def validate(self) -> "StyleTrainConfig":
         if self.arch not in list_archs(trainer="style"):

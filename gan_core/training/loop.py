@@ -33,9 +33,18 @@ from ..device import amp_dtype, make_adam, resolve_device
 from ..errors import NonFiniteLossError
 from ..io import save
 from ..model import GANModel, ResumeState
+from ..seeds import generator_seed
 from ..statedict import load_state_strict
 from ..version import __version__
 from . import distributed
+from .checks import TRAINER_NAMES
+
+
+# What a resume file's parameter groups may set: the hyper-parameters of the run. How the
+# optimiser computes (fused, foreach, capturable, differentiable) stays the live optimiser's,
+# which was made for this device.
+RESUMED_GROUP_KEYS = ("lr", "initial_lr", "betas", "eps", "weight_decay", "amsgrad", "maximize",
+                      "decoupled_weight_decay")
 
 
 @dataclass
@@ -51,12 +60,23 @@ class TrainCallbacks:
 
 # --------------------------------------------------------------------------- resume helpers
 
-def check_resume(resume: GANModel, arch: str) -> None:
-    """Refuse files that hold no resume state or another architecture."""
+def check_resume(resume: GANModel, arch: str | None = None, trainer: str | None = None) -> None:
+    """Refuse a `resume` file the run cannot continue, with a message naming the mismatch: a
+    family `trainer` ("gan", "style", "denoise") does not train (a style model given to the
+    GAN trainer), a file without resume state, or another architecture than `arch`."""
+    source = resume.source or "the model"
+    if trainer is not None:
+        spec = get_arch(resume.arch)
+        if not spec.trains_with(trainer):
+            by = spec.training.trainer if spec.training is not None else None
+            hint = (f"; continue it with {TRAINER_NAMES[by]}" if by else
+                    "; gan_core only loads it (it cannot be trained here)")
+            raise ValueError(f"cannot resume from {source}: it is a {spec.task} model "
+                             f"({resume.arch}), which {TRAINER_NAMES[trainer]} does not "
+                             f"train{hint}")
     if resume.resume is None:
-        raise ValueError(f"{resume.source or 'the model'} holds no resume state "
-                         "(it was saved for inference only)")
-    if resume.arch != arch:
+        raise ValueError(f"{source} holds no resume state (it was saved for inference only)")
+    if arch is not None and resume.arch != arch:
         raise ValueError(f"cannot resume: the file is a {resume.arch} model but arch "
                          f"{arch!r} was asked for")
 
@@ -80,12 +100,40 @@ def load_ema(resume: GANModel, ema) -> None:
         ema.n_averaged.fill_(resume.resume.ema_count)
 
 
-def load_optimizers(state: ResumeState, optimizers: dict[str, torch.optim.Optimizer]) -> None:
+def load_optimizers(state: ResumeState, optimizers: dict[str, torch.optim.Optimizer],
+                    source: str = "the resume file") -> None:
+    """The file's moments and hyper-parameters into the live optimisers, after checking them
+    against the live parameters: gan_core.load already refused a file whose moments do not
+    fit its own networks, and this catches a ResumeState edited in memory (a moment of the
+    wrong shape makes the fused Adam kernel write outside it: a segmentation fault)."""
+    extra = sorted(set(state.optimizers) - set(optimizers))
+    if extra:
+        raise ValueError(f"cannot resume from {source}: it holds optimiser state for "
+                         f"{', '.join(extra)}, which this run does not train")
     for name, opt in optimizers.items():
-        saved = state.optimizers[name]
+        saved = state.optimizers.get(name)
+        if saved is None:
+            continue  # e.g. a discriminator added to a denoiser run: its moments start at 0
         current = opt.state_dict()
-        groups = [{**g, "params": cur["params"]} for g, cur in
-                  zip(saved["param_groups"], current["param_groups"])]
+        params = [p for g in opt.param_groups for p in g["params"]]
+        if len(saved["param_groups"]) != len(current["param_groups"]):
+            raise ValueError(f"cannot resume from {source}: optimiser {name} has "
+                             f"{len(saved['param_groups'])} parameter groups, this run "
+                             f"{len(current['param_groups'])}")
+        for idx, fields in saved["state"].items():
+            if not isinstance(idx, int) or not 0 <= idx < len(params):
+                raise ValueError(f"cannot resume from {source}: optimiser {name} has state for "
+                                 f"parameter {idx}, but steps {len(params)} parameters")
+            for key, value in fields.items():
+                if key != "step" and (not isinstance(value, torch.Tensor)
+                                      or value.shape != params[idx].shape):
+                    shape = tuple(value.shape) if isinstance(value, torch.Tensor) else value
+                    raise ValueError(f"cannot resume from {source}: optimiser {name}'s {key} "
+                                     f"of parameter {idx} is {shape}, the parameter "
+                                     f"{tuple(params[idx].shape)}")
+        groups = [{**cur, **{k: g[k] for k in RESUMED_GROUP_KEYS if k in g},
+                   "params": cur["params"]}
+                  for g, cur in zip(saved["param_groups"], current["param_groups"])]
         # Clone: a model loaded under inference mode holds inference tensors, which the
         # optimiser could not update in place.
         moments = {i: {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in st.items()}
@@ -139,8 +187,8 @@ class TrainLoop:
             raise ValueError(f"{config.arch} is not trained by the {trainer} trainer")
         self.recipe = self.spec.training
         if resume is not None:
-            check_resume(resume, config.arch)
-        self.gen = torch.Generator().manual_seed(config.seed)
+            check_resume(resume, config.arch, trainer)
+        self.gen = torch.Generator().manual_seed(generator_seed(config.seed))
         self.step_count = 0
         self.saved_step = -1
         self.last_preview = None
@@ -163,7 +211,7 @@ class TrainLoop:
         """`copies` builds of the family's networks, initialised from the run's seed (and only
         from it: the global RNG is left as it was)."""
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.cfg.seed)
+            torch.manual_seed(generator_seed(self.cfg.seed))
             return [self.spec.build(model_cfg) for _ in range(copies)]
 
     def place(self, nets: Iterable[nn.Module]) -> None:
@@ -189,7 +237,7 @@ class TrainLoop:
             return
         if self.ema is not None:
             load_ema(resume, self.ema)
-        load_optimizers(resume.resume, self.opts)
+        load_optimizers(resume.resume, self.opts, resume.source or "the resume file")
         match_moment_layouts(self.opts.values())
         self.saved_step = self.step_count
 

@@ -43,8 +43,17 @@ class ImagePool:
             return torch.zeros(0)
         return torch.stack([img.contiguous() for img in self.images])
 
-    def load(self, stored: torch.Tensor, device: torch.device) -> None:
-        if stored.numel() and len(stored) > self.capacity:
-            raise ValueError(f"the saved pool holds {len(stored)} images, more than its size "
-                             f"{self.capacity}")
+    def load(self, stored: torch.Tensor, device: torch.device,
+             image_shape: tuple[int, ...] | None = None, what: str = "the saved pool") -> None:
+        """Restore `state()`'s tensor; with `image_shape` ([C, H, W] of the fakes this run
+        makes), the stored images must have it (a file's pool of other sizes would fail the
+        first query that swaps one in)."""
+        if stored.numel():
+            if image_shape is not None and (stored.dim() != 1 + len(image_shape)
+                                            or tuple(stored.shape[1:]) != tuple(image_shape)):
+                raise ValueError(f"{what} holds images of shape {tuple(stored.shape)[1:]}, but "
+                                 f"this run makes {tuple(image_shape)}")
+            if len(stored) > self.capacity:
+                raise ValueError(f"{what} holds {len(stored)} images, more than its size "
+                                 f"{self.capacity}")
         self.images = [img.to(device).clone() for img in stored] if stored.numel() else []

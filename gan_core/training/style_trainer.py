@@ -63,7 +63,9 @@ class StyleTrainer(TrainLoop):
         self.restore_weights(resume, self.nets)
         if resume is not None:
             for name, pool in self.pools.items():
-                pool.load(resume.resume.buffers.get(f"pool_{name}", torch.zeros(0)), self.device)
+                pool.load(resume.resume.buffers.get(f"pool_{name}", torch.zeros(0)), self.device,
+                          (self.model_cfg.output_nc, config.size, config.size),
+                          f"{resume.source or 'the resume file'}: pool_{name}")
         self.policy = parse_policy(config.augment)
         self.place(self.nets.values())
         # CycleGAN samples from the live generators, as the original does: no EMA.

@@ -15,7 +15,7 @@ SPECS = (ArchSpec(
         joint_d_pass=True,
         channel_config=lambda c: {"channels": c},
         default_channels=1,
-        # Batch 128: 2.8x the images/s of batch 32 (BENCHMARKS.md); per-op overhead dominates.
+        # Batch 128: 2.8x the images/s of batch 32 (measured with benchmarks/train_throughput.py); per-op overhead dominates.
         profiles={"cpu": {"size": 28, "batch": 128, "lr": 2e-4}},
     ),
 ),)

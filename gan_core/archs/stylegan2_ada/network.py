@@ -146,8 +146,8 @@ class StyleGAN2ADAConfig:
     def __post_init__(self) -> None:
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 - frozen dataclass
         r = self.img_resolution
-        if not _is_int(r) or r < 4 or r > MAX_RESOLUTION or r & (r - 1):
-            raise ValueError(f"stylegan2_ada img_resolution must be a power of two between 4 "
+        if not _is_int(r) or r < 8 or r > MAX_RESOLUTION or r & (r - 1):
+            raise ValueError(f"stylegan2_ada img_resolution must be a power of two between 8 "
                              f"and {MAX_RESOLUTION}, got {r!r}")
         _check_int("z_dim", self.z_dim, 1, MAX_FEATURES)
         _check_int("c_dim", self.c_dim, 0, MAX_FEATURES)
@@ -283,7 +283,7 @@ def upfirdn2d(x: torch.Tensor, f: torch.Tensor, up: int = 1, down: int = 1,
         ey = (h - 1) * up + fh - (sy + h * up + py0 + py1 - fh + 1)
         ex = (w - 1) * up + fw - (sx + w * up + px0 + px1 - fw + 1)
         ph, pw = max(0, min(sy, ey)), max(0, min(sx, ex))
-        weight = taps[None, None].expand(c, 1, fh, fw)
+        weight = taps[None, None].expand(c, 1, fh, fw).contiguous()
         x = F.conv_transpose2d(x, weight, stride=up, padding=(ph, pw), groups=c)
         rest = (pw - sx, pw - ex, ph - sy, ph - ey)
         if any(rest):
@@ -293,7 +293,7 @@ def upfirdn2d(x: torch.Tensor, f: torch.Tensor, up: int = 1, down: int = 1,
         if down > 1:
             x = x[:, :, ::down, ::down]
         return x
-    weight = taps.flip([0, 1])[None, None].expand(c, 1, fh, fw)
+    weight = taps.flip([0, 1])[None, None].expand(c, 1, fh, fw).contiguous()
     if px0 == px1 and py0 == py1 and px0 >= 0 and py0 >= 0:
         padding = (py0, px0)
     else:

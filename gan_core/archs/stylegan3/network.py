@@ -28,17 +28,20 @@ of samples at every layer's rate, up to the borders' zero padding).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..stylegan2_ada.network import Discriminator, StyleGAN2ADAConfig
 from .filters import design_lowpass
 from .ops import SQRT2, filtered_lrelu, modulated_conv2d
 
+MAX_RESOLUTION = 1 << 15
+MAX_FEATURES = 1 << 16
 NOISE_MODES = ("fixed", "random", "none")
 NVIDIA_NOISE_MODES = ("const", "random", "none")
 # Named style-mixing ranges by a layer's "resolution" 2 * cutoff, the StyleGAN papers' bands:
@@ -89,11 +92,31 @@ class StyleGAN3Config:
     use_radial_filters: bool = False
     conv_clamp: float | None = 256
     magnitude_ema_beta: float = 0.999
+    # D: the StyleGAN2 Discriminator the stylegan3 repository trains with (its defaults
+    # there: channel_base / channel_max as G's T config, 4 fp16 resolutions, clamp 256)
+    d_architecture: str = "resnet"
+    d_channel_base: int = 32768
+    d_channel_max: int = 512
+    d_num_fp16_res: int = 4
+    d_conv_clamp: float | None = 256
+    d_resample_filter: tuple[float, ...] = (1, 3, 3, 1)
+    d_activation: str = "lrelu"
+    mbstd_group_size: int | None = 4
+    mbstd_num_channels: int = 1
+    cmap_dim: int | None = None
+    d_mapping_layers: int = 8
+    d_mapping_embed_features: int | None = None
+    d_mapping_layer_features: int | None = None
+    d_mapping_activation: str = "lrelu"
+    d_mapping_lr_multiplier: float = 0.01
 
     def __post_init__(self) -> None:
         r = self.img_resolution
-        if not isinstance(r, int) or r < 4 or r & (r - 1):
-            raise ValueError(f"stylegan3 img_resolution must be a power of two >= 4, got {r!r}")
+        if not isinstance(r, int) or r < 8 or r > MAX_RESOLUTION or r & (r - 1):
+            raise ValueError(f"stylegan3 img_resolution must be a power of two between 8 and "
+                             f"{MAX_RESOLUTION}, got {r!r}")
+        if isinstance(self.d_resample_filter, list):
+            object.__setattr__(self, "d_resample_filter", tuple(self.d_resample_filter))
         for name in ("z_dim", "w_dim", "img_channels", "channel_max", "conv_kernel",
                      "filter_size", "lrelu_upsampling"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
@@ -121,7 +144,15 @@ class StyleGAN3Config:
                              f"{self.first_cutoff}")
         if self.conv_clamp is not None and not self.conv_clamp >= 0:
             raise ValueError(f"stylegan3 conv_clamp must be >= 0 or None, got {self.conv_clamp}")
+        for name in ("z_dim", "w_dim", "channel_max", "num_layers", "mapping_layers"):
+            if getattr(self, name) > MAX_FEATURES:
+                raise ValueError(f"stylegan3 {name}={getattr(self, name)} is beyond any "
+                                 f"StyleGAN3 ({MAX_FEATURES})")
+        if self.filter_size * self.lrelu_upsampling > 64 or self.conv_kernel > 16:
+            raise ValueError("stylegan3 filter_size * lrelu_upsampling must be <= 64 and "
+                             "conv_kernel <= 16")
         synthesis_geometry(self)  # raises ValueError for a config with no valid layers
+        discriminator_config(self)  # and D's fields (checked by the StyleGAN2-ADA config)
 
     @property
     def num_ws(self) -> int:
@@ -133,11 +164,11 @@ class StyleGAN3Config:
         return "R" if self.use_radial_filters else "T"
 
     @classmethod
-    def stylegan3_t(cls, img_resolution: int = 1024, **kwargs) -> "StyleGAN3Config":
+    def stylegan3_t(cls, img_resolution: int = 1024, **kwargs) -> StyleGAN3Config:
         return cls(img_resolution=img_resolution, **kwargs)
 
     @classmethod
-    def stylegan3_r(cls, img_resolution: int = 1024, **kwargs) -> "StyleGAN3Config":
+    def stylegan3_r(cls, img_resolution: int = 1024, **kwargs) -> StyleGAN3Config:
         base = dict(channel_base=65536, channel_max=1024, conv_kernel=1,
                     use_radial_filters=True)
         base.update(kwargs)
@@ -392,9 +423,12 @@ class SynthesisInput(nn.Module):
         self.size = np.broadcast_to(np.asarray(size), [2])
         self.sampling_rate, self.bandwidth = sampling_rate, bandwidth
         freqs = torch.randn([channels, 2])
-        radii = freqs.square().sum(dim=1, keepdim=True).sqrt()
-        freqs = freqs / (radii * radii.square().exp().pow(0.25)) * bandwidth
-        phases = torch.rand([channels]) - 0.5
+        phases = torch.rand([channels])
+        if not freqs.is_meta:  # a file's network (meta device) gets the file's values
+            # frequencies drawn in the disc of radius `bandwidth`, phases uniform
+            radii = freqs.square().sum(dim=1, keepdim=True).sqrt()
+            freqs = freqs / (radii * radii.square().exp().pow(0.25)) * bandwidth
+            phases = phases - 0.5
         self.weight = nn.Parameter(torch.randn([channels, channels]))
         self.affine = FullyConnectedLayer(w_dim, 4, weight_init=0, bias_init=[1, 0, 0, 0])
         self.register_buffer("transform", torch.eye(3, 3))
@@ -625,6 +659,13 @@ class Generator(nn.Module):
             raise ValueError(f"noise must be one of {NOISE_MODES}, got {noise!r}")
         return self.synthesis(self.to_w_plus(w), transform=transform)
 
+    def camera_matrix(self, translate: Sequence[float] = (0.0, 0.0),
+                      rotate_degrees: float = 0.0) -> torch.Tensor:
+        """The `transform` showing the image moved by (tx, ty) image widths (+x right, +y down)
+        and turned by `rotate_degrees` (see the module's `camera_matrix`), on this module's
+        device."""
+        return camera_matrix(translate, rotate_degrees).to(self.synthesis.input.transform)
+
     def camera(self, translate_px: Sequence[float] = (0.0, 0.0),
                rotate_degrees: float = 0.0) -> torch.Tensor:
         """The `transform` that moves the image by (dx, dy) output pixels (+x right, +y down)
@@ -670,16 +711,21 @@ class Generator(nn.Module):
         return torch.where(mask, b, a)
 
 
+D_FIELDS = ("d_architecture", "d_channel_base", "d_channel_max", "d_num_fp16_res",
+            "d_conv_clamp", "d_resample_filter", "d_activation", "mbstd_group_size",
+            "mbstd_num_channels", "cmap_dim", "d_mapping_layers", "d_mapping_embed_features",
+            "d_mapping_layer_features", "d_mapping_activation", "d_mapping_lr_multiplier")
+
+
+def discriminator_config(cfg: StyleGAN3Config) -> StyleGAN2ADAConfig:
+    """The StyleGAN2-ADA config whose Discriminator is this model's D (NVIDIA's stylegan3
+    repository trains with the StyleGAN2 Discriminator)."""
+    return StyleGAN2ADAConfig(z_dim=cfg.z_dim, c_dim=cfg.c_dim, w_dim=cfg.w_dim,
+                              img_resolution=cfg.img_resolution,
+                              img_channels=cfg.img_channels,
+                              **{name: getattr(cfg, name) for name in D_FIELDS})
+
+
 def build_stylegan3(cfg: StyleGAN3Config) -> dict[str, nn.Module]:
-    """{"G": Generator} (and "D" once the StyleGAN2-ADA family's Discriminator exists)."""
-    modules: dict[str, nn.Module] = {"G": Generator(cfg)}
-    discriminator = _discriminator(cfg)
-    if discriminator is not None:
-        modules["D"] = discriminator
-    return modules
-
-
-def _discriminator(cfg: StyleGAN3Config) -> nn.Module | None:
-    """NVIDIA's StyleGAN3 repository trains with its StyleGAN2 Discriminator; that network
-    belongs to the stylegan2_ada family (not written yet: None until it is)."""
-    return None
+    """{"G": Generator, "D": the StyleGAN2 Discriminator}."""
+    return {"G": Generator(cfg), "D": Discriminator(discriminator_config(cfg))}

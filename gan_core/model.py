@@ -211,7 +211,7 @@ class GANModel:
     def info(self) -> dict[str, Any]:
         """A plain-data summary for the CLI's `info` and the node UI."""
         params = {role: sum(p.numel() for p in m.parameters()) for role, m in self.modules.items()}
-        return {
+        out = {
             "arch": self.arch,
             "task": self.task,
             "config": dataclasses.asdict(self.config),
@@ -220,3 +220,10 @@ class GANModel:
             "resumable": self.resume is not None,
             "source": self.source,
         }
+        io = self.latent_io
+        if io is not None:  # what a user of a generator asks first, whatever the family
+            out["generator"] = {"resolution": self.image_size, "z_dim": io.z_dim,
+                                "w_dim": io.code_dim, "num_ws": io.n_latent,
+                                "classes": io.classes, "camera": io.camera,
+                                "seeds": io.seed_convention}
+        return out

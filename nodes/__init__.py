@@ -31,6 +31,7 @@ NODES = [
     ("latent", "GANAtelierGenerateFromLatent"),
     ("latent", "GANAtelierStyleMix"),
     ("audio", "GANAtelierAudioReactiveWalk"),
+    ("audio", "GANAtelierExampleSong"),
 ]
 # The frontend serves this folder: per-node help pages (docs/<NodeId>.md) and the small script
 # that keeps a new trainer's seed fixed (js/).

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 
+import torch
+
 from .. import gan_core
 from . import bridge, widgets
 from .bridge import GAN_LATENT, io
@@ -15,6 +17,7 @@ CAMERA_FEATURES = list(ga.CAMERA_FEATURES)
 # may take this share of the memory available when the node runs.
 MEMORY_SHARE = 0.4
 FALLBACK_BUDGET = 4 * 2 ** 30
+SONG_RATE = 22050  # Example Song's sample rate: plenty for kick drums, bass and hi-hats
 
 
 def _memory_budget() -> int:
@@ -141,3 +144,38 @@ class GANAtelierAudioReactiveWalk(io.ComfyNode):
                                           on_step=lambda done, _: progress.update(done),
                                           check_stop=bridge.check_interrupt))
         return io.NodeOutput(frames, float(fps), segment)
+
+
+class GANAtelierExampleSong(io.ComfyNode):
+    """A built-in song, so a music-video graph runs with no audio file (as Example Dataset is
+    the built-in pictures)."""
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="GANAtelierExampleSong",
+            display_name="Example Song (GAN Atelier)",
+            category="GAN Atelier/data",
+            description=(
+                "A synthesized song to try music videos with, no file needed: quiet hi-hats, "
+                "then clicks join, then a loud part with kick drums and bass, then a breakdown "
+                "on the bass alone. Replace it with core Load Audio for your own music."),
+            inputs=[
+                io.Float.Input("seconds", default=12.0, min=1.0, max=600.0, step=1.0,
+                               tooltip="length of the song in seconds"),
+                io.Float.Input("bpm", default=120.0, min=40.0, max=240.0, step=1.0,
+                               tooltip="tempo in beats per minute"),
+                widgets.seed("varies the hi-hats and the melody; the same seed gives the same "
+                             "song (a new node keeps it fixed: it feeds long renders)"),
+            ],
+            outputs=[io.Audio.Output(display_name="audio",
+                                     tooltip="the song, stereo at 22050 Hz, for Audio-Reactive "
+                                             "Walk and Create Video")],
+        )
+
+    @classmethod
+    def execute(cls, seconds, bpm, seed) -> io.NodeOutput:
+        wave = ga.demo_song(seconds, SONG_RATE, bpm=bpm, seed=seed % 2 ** 32)
+        # ComfyUI's AUDIO: a [batch, channels, samples] float waveform and its rate
+        return io.NodeOutput({"waveform": torch.from_numpy(wave).unsqueeze(0),
+                              "sample_rate": SONG_RATE})

@@ -61,6 +61,13 @@ class GANAtelierLatentWalk(io.ComfyNode):
                 GAN_LATENT.Input("latent", optional=True,
                                  tooltip="optional start (from Invert Image): the walk begins at "
                                          "this latent, then visits the seeds"),
+                widgets.class_index(),
+                widgets.camera("camera_pan_x", "how far the camera travels right over the "
+                               "walk, in image widths (a loop goes there and back)", 4.0, 0.01),
+                widgets.camera("camera_pan_y", "how far the camera travels down over the walk, "
+                               "in image heights", 4.0, 0.01),
+                widgets.camera("camera_rotate", "how many degrees the camera turns over the "
+                               "walk", 360.0, 1.0),
             ],
             outputs=[io.Image.Output(display_name="frames", tooltip="the animation frames, RGB"),
                      io.Float.Output(display_name="fps",
@@ -70,7 +77,8 @@ class GANAtelierLatentWalk(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, seeds, frames, mode, easing, loop, truncation=1.0,
-                latent=None) -> io.NodeOutput:
+                latent=None, class_index=-1, camera_pan_x=0.0, camera_pan_y=0.0,
+                camera_rotate=0.0) -> io.NodeOutput:
         _require_generator(model)
         # A connected latent's codes are stops of their own: two of them need no seed.
         given = latent is None or str(seeds).strip()
@@ -81,7 +89,9 @@ class GANAtelierLatentWalk(io.ComfyNode):
         with bridge.lend_device(model) as device:
             result = gan_core.walk(model, stops, frames, mode=mode, easing=easing, loop=loop,
                                    truncation=truncation, device=device,
-                                   callbacks=_callbacks(progress))
+                                   callbacks=_callbacks(progress), class_index=class_index,
+                                   camera_pan=(camera_pan_x, camera_pan_y),
+                                   camera_rotate=camera_rotate)
         return io.NodeOutput(result.images, result.fps)
 
 
@@ -109,6 +119,7 @@ class GANAtelierInvertImage(io.ComfyNode):
                 widgets.seed("seeds the starting candidates (seed, seed+1, ...)"),
                 io.Float.Input("learning_rate", default=0.05, min=1e-4, max=1.0, step=0.005,
                                optional=True, tooltip="Adam step size on the latent"),
+                widgets.class_index(),
             ],
             outputs=[GAN_LATENT.Output(display_name="latent",
                                        tooltip="one latent code per input image"),
@@ -121,7 +132,8 @@ class GANAtelierInvertImage(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, model, image, steps, space, seed, learning_rate=0.05) -> io.NodeOutput:
+    def execute(cls, model, image, steps, space, seed, learning_rate=0.05,
+                class_index=-1) -> io.NodeOutput:
         _require_generator(model)
         images = gan_core.check_image_batch(image, "image")
         progress = bridge.Progress(steps * len(images))
@@ -131,6 +143,7 @@ class GANAtelierInvertImage(io.ComfyNode):
                 result = gan_core.invert(
                     model, images[i:i + 1], steps=steps, space=space, lr=learning_rate,
                     seed=seed, device=device, preview_every=max(1, steps // 10),
+                    class_index=class_index,
                     callbacks=_callbacks(progress, offset=i * steps, preview=True))
                 latents.append(result.latent)
                 recons.append(result.image)
@@ -161,6 +174,7 @@ class GANAtelierGenerateFromLatent(io.ComfyNode):
                 widgets.seed("seeds the variations (image j of code i uses seed + i * count + j)"),
                 widgets.truncation("below 1 pulls the images toward the average image",
                                    optional=True),
+                widgets.class_index(),
             ],
             outputs=[io.Image.Output(display_name="images",
                                      tooltip="count images per latent code, grouped by code")],
@@ -168,15 +182,16 @@ class GANAtelierGenerateFromLatent(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, latent, count, variation_strength, seed,
-                truncation=1.0) -> io.NodeOutput:
+                truncation=1.0, class_index=-1) -> io.NodeOutput:
         _require_generator(model)
         with bridge.lend_device(model) as device:
             if count > 1 or variation_strength > 0:
                 latent = gan_core.variations(model, latent, count, variation_strength, seed=seed,
-                                             device=device)
+                                             device=device, class_index=class_index)
             progress = bridge.Progress(len(latent))
             images = gan_core.generate_from_latent(model, latent, truncation=truncation,
-                                                   device=device, callbacks=_callbacks(progress))
+                                                   device=device, callbacks=_callbacks(progress),
+                                                   class_index=class_index)
         return io.NodeOutput(images)
 
 
@@ -204,6 +219,7 @@ class GANAtelierStyleMix(io.ComfyNode):
                                  tooltip="a source latent (from Invert Image) used instead of "
                                          "the seed"),
                 widgets.truncation("below 1 pulls both styles toward the average", optional=True),
+                widgets.class_index(),
             ],
             outputs=[io.Image.Output(display_name="images",
                                      tooltip="the mixed image (one per latent code when a latent "
@@ -211,10 +227,12 @@ class GANAtelierStyleMix(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, model, seed, mix_seed, layers, latent=None, truncation=1.0) -> io.NodeOutput:
+    def execute(cls, model, seed, mix_seed, layers, latent=None, truncation=1.0,
+                class_index=-1) -> io.NodeOutput:
         _require_generator(model)
         bridge.check_interrupt()
         with bridge.lend_device(model) as device:
             images = gan_core.style_mix(model, latent if latent is not None else seed, mix_seed,
-                                        layers=layers, truncation=truncation, device=device)
+                                        layers=layers, truncation=truncation, device=device,
+                                        class_index=class_index)
         return io.NodeOutput(images)

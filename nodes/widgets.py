@@ -23,6 +23,20 @@ def model(tooltip: str = "a generator from Train or Load GAN Model") -> io.Custo
     return GAN_MODEL.Input("model", tooltip=tooltip)
 
 
+def class_index() -> io.Int.Input:
+    """The class of a conditional generator (NVIDIA models trained with labels)."""
+    return io.Int.Input("class_index", default=-1, min=-1, max=100_000, optional=True,
+                        tooltip="the class to draw with a conditional model (0, 1, ...; its "
+                                "Load GAN Model info lists how many); -1 for unconditional "
+                                "models")
+
+
+def camera(name: str, what: str, limit: float, step: float) -> io.Float.Input:
+    """One StyleGAN3 camera setting (other generators have no camera and must leave it 0)."""
+    return io.Float.Input(name, default=0.0, min=-limit, max=limit, step=step, optional=True,
+                          tooltip=f"StyleGAN3 only: {what}; 0 for other models")
+
+
 def truncation(tooltip: str, optional: bool = False) -> io.Float.Input:
     return io.Float.Input("truncation", default=1.0, min=0.0, max=2.0, step=0.05,
                           tooltip=tooltip, optional=optional)

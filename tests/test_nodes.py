@@ -76,7 +76,7 @@ def test_the_pack_offers_its_nodes_through_comfy_entrypoint(pack):
 def test_new_training_nodes_start_with_a_fixed_seed(pack):
     """The frontend sets a fresh seed control to "randomize", which would retrain from zero on
     every queue: the pack's web extension sets it to "fixed" on exactly the trainers and the
-    Example Dataset feeding them (checked against the schemas, so a new trainer can't be
+    built-in examples feeding them and long renders (checked against the schemas, so a new trainer can't be
     missed); Generate-type nodes keep randomize."""
     import re
 
@@ -89,7 +89,7 @@ def test_new_training_nodes_start_with_a_fixed_seed(pack):
                                **cls.INPUT_TYPES().get("optional", {})}}
     trainers = {node_id for node_id in with_seed if node_id.startswith("GANAtelierTrain")}
     assert trainers == {"GANAtelierTrain", "GANAtelierTrainStyle", "GANAtelierTrainDenoiser"}
-    assert listed == trainers | {"GANAtelierExampleDataset"}
+    assert listed == trainers | {"GANAtelierExampleDataset", "GANAtelierExampleSong"}
     assert "nodeCreated" in js and 'control.value = "fixed"' in js
     assert (REPO / pack.WEB_DIRECTORY / "js" / "gan_atelier.js").is_file()
     # the seed widget still offers the control (workflows saved so far keep their value)
@@ -97,6 +97,21 @@ def test_new_training_nodes_start_with_a_fixed_seed(pack):
         spec = classes[node_id].INPUT_TYPES()
         seed = {**spec.get("required", {}), **spec.get("optional", {})}["seed"]
         assert seed[1].get("control_after_generate") is True, node_id
+
+
+def test_every_node_has_a_help_page_naming_its_inputs(pack):
+    """The frontend's node library shows web/docs/<NodeId>.md: one per node, titled with the
+    node's name, mentioning each input a user sets (sockets and widgets alike)."""
+    docs = REPO / pack.WEB_DIRECTORY / "docs"
+    classes = pack.nodes.node_classes()
+    assert {p.stem for p in docs.glob("*.md")} == set(classes)
+    for node_id, cls in classes.items():
+        text = (docs / f"{node_id}.md").read_text(encoding="utf-8")
+        title = cls.GET_SCHEMA().display_name.replace(" (GAN Atelier)", "")
+        assert text.startswith(f"# {title}\n"), node_id
+        spec = cls.INPUT_TYPES()
+        for name in {**spec.get("required", {}), **spec.get("optional", {})}:
+            assert name in text, f"{node_id}.md does not explain {name}"
 
 
 def test_pack_uses_gan_core_only_through_its_public_api():

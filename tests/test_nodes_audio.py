@@ -70,3 +70,18 @@ def test_wrong_inputs_are_named(node_env, pack, latent_models):
     assert cls.validate_inputs(seeds="1,2", fps=12.0) is True
     with pytest.raises(ValueError, match="unconditional"):
         run(pack, model=latent_models.varied_dcgan(), audio=_song(), **{**INPUTS, "class_index": 3})
+
+
+def test_example_song_is_audio_that_the_walk_takes(node_env, pack, latent_models):
+    song = pack.nodes.node_classes()["GANAtelierExampleSong"]
+    (audio,) = song().EXECUTE_NORMALIZED(seconds=3.0, bpm=120.0, seed=0)
+    wave = audio["waveform"]
+    assert audio["sample_rate"] == 22050 and wave.shape == (1, 2, 3 * 22050)
+    assert wave.dtype == torch.float32 and float(wave.abs().max()) <= 1.0
+    assert float(wave.abs().mean()) > 1e-3  # there is a song in it
+    (again,) = song().EXECUTE_NORMALIZED(seconds=3.0, bpm=120.0, seed=0)
+    (other,) = song().EXECUTE_NORMALIZED(seconds=3.0, bpm=120.0, seed=1)
+    assert torch.equal(again["waveform"], wave) and not torch.equal(other["waveform"], wave)
+    frames, fps, segment = run(pack, model=latent_models.varied_dcgan(), audio=audio,
+                               **{**INPUTS, "start": 0.0, "duration": 0.0})
+    assert len(frames) == 36 and segment["waveform"].shape[-1] == 3 * 22050

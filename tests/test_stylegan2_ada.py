@@ -30,13 +30,14 @@ from gan_core.statedict import meta_build
 if str(Path(__file__).resolve().parent) not in sys.path:  # the test helpers beside this file
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 import nvidia_reference_sg2 as ref  # noqa: E402
+from nvidia_models import (SG2ADA_TINY, sg2ada_attributes, sg2ada_g_kwargs,  # noqa: E402
+                           sg2ada_random_state, write_sg2ada_pickle)
 from nvidia_pickles import (FakeModule, FakeTFNetwork, fake_from_module,  # noqa: E402
                             write_nvidia_pickle, write_tf_pickle)
 
 SHAPES = json.loads((Path(__file__).parent / "data" / "nvidia_shapes_stylegan2_ada.json")
                     .read_text())
-TINY = dict(z_dim=16, w_dim=16, img_resolution=32, channel_base=256, channel_max=32,
-            d_channel_base=256, d_channel_max=32, mapping_layers=2, d_mapping_layers=2)
+TINY = SG2ADA_TINY
 TOL = 1e-4
 
 
@@ -54,32 +55,12 @@ def _cfg(**overrides) -> StyleGAN2ADAConfig:
     return StyleGAN2ADAConfig(**{**TINY, **overrides})
 
 
-def _random_state(net: torch.nn.Module, seed: int) -> dict[str, torch.Tensor]:
-    """Trained-looking random values: weights at their stored scale (mapping ones / lr),
-    affine biases around 1, biases, noise strengths and w_avg non-zero; filters as built."""
-    g = torch.Generator().manual_seed(seed)
-    out = {}
-    for k, v in net.state_dict().items():
-        r = torch.randn(v.shape, generator=g)
-        if k.endswith("resample_filter"):
-            out[k] = v.clone()
-        elif k.endswith("affine.bias"):
-            out[k] = 1 + 0.3 * r
-        elif k.endswith("bias") or k.endswith("noise_strength"):
-            out[k] = 0.3 * r
-        elif ".fc" in k and k.startswith("mapping") and k.endswith("weight"):
-            out[k] = r / 0.01
-        else:
-            out[k] = r
-    return out
-
-
 def _nets(seed: int = 0, **overrides) -> tuple[StyleGAN2ADAConfig, Generator, Discriminator]:
     cfg = _cfg(**overrides)
     nets = build_stylegan2_ada(cfg)
     G, D = nets["G"].eval(), nets["D"].eval()
-    G.load_state_dict(_random_state(G, seed))
-    D.load_state_dict(_random_state(D, seed + 1))
+    G.load_state_dict(sg2ada_random_state(G, seed))
+    D.load_state_dict(sg2ada_random_state(D, seed + 1))
     return cfg, G, D
 
 
@@ -341,48 +322,6 @@ def test_conditional_models_need_a_label_of_the_right_size():
 # --------------------------------------------------------------------------- PyTorch pickles
 
 
-def _plain_attributes(m: torch.nn.Module) -> dict:
-    return {k: v for k, v in vars(m).items()
-            if not k.startswith("_") and k not in ("training", "cfg")
-            and isinstance(v, (bool, int, float, str, type(None)))}
-
-
-def _g_kwargs(cfg: StyleGAN2ADAConfig, sg3_layout: bool = False) -> dict:
-    syn = dict(channel_base=cfg.channel_base, channel_max=cfg.channel_max,
-               num_fp16_res=cfg.num_fp16_res, conv_clamp=cfg.conv_clamp,
-               architecture=cfg.architecture)
-    top = dict(z_dim=cfg.z_dim, c_dim=cfg.c_dim, w_dim=cfg.w_dim,
-               img_resolution=cfg.img_resolution, img_channels=cfg.img_channels,
-               mapping_kwargs=dict(num_layers=cfg.mapping_layers))
-    if sg3_layout:
-        return {**top, **syn, "fused_modconv_default": "inference_only"}
-    return {**top, "synthesis_kwargs": syn}
-
-
-def _d_kwargs(cfg: StyleGAN2ADAConfig) -> dict:
-    return dict(c_dim=cfg.c_dim, img_resolution=cfg.img_resolution,
-                img_channels=cfg.img_channels, architecture=cfg.d_architecture,
-                channel_base=cfg.d_channel_base, channel_max=cfg.d_channel_max,
-                num_fp16_res=cfg.d_num_fp16_res, conv_clamp=cfg.d_conv_clamp,
-                block_kwargs={}, mapping_kwargs={"num_layers": cfg.d_mapping_layers},
-                epilogue_kwargs={"mbstd_group_size": cfg.mbstd_group_size})
-
-
-def _write_pt(path, cfg, G, D, g_kwargs=None, p=0.125, protocol=4, numpy_module="numpy.core"):
-    fg = fake_from_module(G, init_kwargs=g_kwargs or _g_kwargs(cfg), attributes=_plain_attributes)
-    fd = fake_from_module(D, init_kwargs=_d_kwargs(cfg), attributes=_plain_attributes)
-    pipe = FakeModule("AugmentPipe", init_kwargs=dict(xflip=1, rotate90=1),
-                      buffers={"p": torch.tensor(p)})
-    top = {"G": fg, "D": fd, "G_ema": fake_from_module(G, init_kwargs=g_kwargs or _g_kwargs(cfg),
-                                                       attributes=_plain_attributes),
-           "augment_pipe": pipe,
-           "training_set_kwargs": dict(class_name="training.dataset.ImageFolderDataset",
-                                       path="~/datasets/x.zip", use_labels=cfg.c_dim > 0,
-                                       max_size=70000, xflip=True, resolution=cfg.img_resolution,
-                                       random_seed=0)}
-    return write_nvidia_pickle(path, top, protocol=protocol, numpy_module=numpy_module)
-
-
 def _loaded(found):
     nets = build_stylegan2_ada(found.config)
     out = {}
@@ -399,7 +338,7 @@ def test_pytorch_pickle_round_trip(tmp_path, c_dim):
     cfg, G, D = _nets(seed=11, c_dim=c_dim, architecture="resnet" if c_dim else "skip",
                       conv_clamp=256, d_conv_clamp=256, mbstd_group_size=2,
                       resample_filter=(1, 2, 1) if c_dim else (1, 3, 3, 1))
-    path = _write_pt(tmp_path / "network-snapshot-000100.pkl", cfg, G, D,
+    path = write_sg2ada_pickle(tmp_path / "network-snapshot-000100.pkl", cfg, G, D,
                      protocol=3 if c_dim else 4,
                      numpy_module="numpy._core" if c_dim else "numpy.core")
     found = read(read_nvidia_pickle(path), path.name)
@@ -424,8 +363,8 @@ def test_stylegan3_repository_layout_and_fp16_flags(tmp_path):
     conv_clamp 256 and num_fp16_res 4 as stored attributes."""
     cfg, G, D = _nets(seed=12, num_fp16_res=4, conv_clamp=256, d_num_fp16_res=4,
                       d_conv_clamp=256, img_resolution=64, channel_base=512)
-    path = _write_pt(tmp_path / "sg3-stylegan2.pkl", cfg, G, D,
-                     g_kwargs=_g_kwargs(cfg, sg3_layout=True))
+    path = write_sg2ada_pickle(tmp_path / "sg3-stylegan2.pkl", cfg, G, D,
+                     g_kwargs=sg2ada_g_kwargs(cfg, sg3_layout=True))
     found = read(read_nvidia_pickle(path), path.name)
     assert found.config == cfg
     assert any("float16" in n for n in found.notes)
@@ -436,14 +375,14 @@ def test_init_kwargs_that_contradict_the_tensors_are_refused(tmp_path):
     for wrong, needle in ((dict(mapping_kwargs=dict(num_layers=8)), "num_layers=8"),
                           (dict(w_dim=512), "w_dim=512"),
                           (dict(synthesis_kwargs=dict(channel_base=32768)), "channel_base")):
-        kw = {**_g_kwargs(cfg), **wrong}
-        path = _write_pt(tmp_path / "bad.pkl", cfg, G, D, g_kwargs=kw)
+        kw = {**sg2ada_g_kwargs(cfg), **wrong}
+        path = write_sg2ada_pickle(tmp_path / "bad.pkl", cfg, G, D, g_kwargs=kw)
         with pytest.raises(CheckpointError, match=needle):
             read(read_nvidia_pickle(path), path.name)
     # what does not change the network (fp16 count, clamp default) is no error
-    kw = _g_kwargs(cfg)
+    kw = sg2ada_g_kwargs(cfg)
     kw["synthesis_kwargs"] = {**kw["synthesis_kwargs"], "num_fp16_res": 4}
-    path = _write_pt(tmp_path / "ok.pkl", cfg, G, D, g_kwargs=kw)
+    path = write_sg2ada_pickle(tmp_path / "ok.pkl", cfg, G, D, g_kwargs=kw)
     assert read(read_nvidia_pickle(path), path.name).config == cfg
 
 
@@ -463,19 +402,19 @@ def test_foreign_and_damaged_files(tmp_path):
     assert "no b4" in FORMAT.diagnose(obj)
     assert read({"g_ema": {}}, "x") is None and read(42, "x") is None
     # a G whose tensors were tampered with (one layer missing)
-    fg = fake_from_module(G, init_kwargs=_g_kwargs(cfg), attributes=_plain_attributes)
+    fg = fake_from_module(G, init_kwargs=sg2ada_g_kwargs(cfg), attributes=sg2ada_attributes)
     del fg.modules["synthesis"].modules["b16"].modules["conv1"].parameters["bias"]
     path = write_nvidia_pickle(tmp_path / "cut.pkl", {"G_ema": fg})
     with pytest.raises(CheckpointError, match="b16.conv1.bias"):
         read(read_nvidia_pickle(path), path.name)
     # absurd claims: a block far beyond any resolution, a mapping network 100 layers deep
-    fg = fake_from_module(G, init_kwargs=_g_kwargs(cfg), attributes=_plain_attributes)
+    fg = fake_from_module(G, init_kwargs=sg2ada_g_kwargs(cfg), attributes=sg2ada_attributes)
     fg.modules["synthesis"].modules["b1048576"] = FakeModule("SynthesisBlock")
     path = write_nvidia_pickle(tmp_path / "huge.pkl", {"G_ema": fg})
     with pytest.raises(CheckpointError, match="b1048576"):
         read(read_nvidia_pickle(path), path.name)
-    fg = fake_from_module(G, init_kwargs={**_g_kwargs(cfg), "mapping_kwargs": {}},
-                          attributes=_plain_attributes)
+    fg = fake_from_module(G, init_kwargs={**sg2ada_g_kwargs(cfg), "mapping_kwargs": {}},
+                          attributes=sg2ada_attributes)
     for i in range(2, 100):
         fg.modules["mapping"].modules[f"fc{i}"] = FakeModule(
             "FullyConnectedLayer", parameters={"weight": torch.zeros(1, 1), "bias": torch.zeros(1)})
@@ -488,7 +427,7 @@ def test_pickle_loads_as_a_gan_model_and_renders(tmp_path):
     from gan_core.io.public import load_public
     from gan_core.latent.space import LatentSpace
     cfg, G, D = _nets(seed=15)
-    path = _write_pt(tmp_path / "model.pkl", cfg, G, D)
+    path = write_sg2ada_pickle(tmp_path / "model.pkl", cfg, G, D)
     model = load_public(path, read_nvidia_pickle(path), container="nvidia_pickle")
     assert model.arch == "stylegan2_ada" and model.training["augment_p"] == pytest.approx(0.125)
     space = LatentSpace(model)

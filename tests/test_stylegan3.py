@@ -36,13 +36,12 @@ from gan_core.statedict import meta_build
 if str(Path(__file__).resolve().parent) not in sys.path:  # the test helpers beside this file
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 import nvidia_reference_sg3 as ref
-from nvidia_pickles import FakeModule, fake_from_module, write_nvidia_pickle
+from nvidia_models import SG3_TINY, sg3_g_kwargs, sg3_randomise, sg3_top
+from nvidia_pickles import FakeModule, write_nvidia_pickle
 
 SHAPES = json.loads((Path(__file__).parent / "data" / "nvidia_shapes_stylegan3.json")
                     .read_text())
-TINY = dict(z_dim=16, w_dim=16, img_resolution=32, num_layers=4, channel_base=512,
-            channel_max=32, margin_size=4, d_channel_base=256, d_channel_max=32,
-            d_mapping_layers=2)
+TINY = SG3_TINY
 TINY_R = dict(TINY, channel_base=1024, channel_max=64, conv_kernel=1, use_radial_filters=True)
 TOL = 1e-4
 
@@ -61,30 +60,11 @@ def _cfg(radial: bool = False, **overrides) -> StyleGAN3Config:
     return StyleGAN3Config(**{**(TINY_R if radial else TINY), **overrides})
 
 
-def _randomise(G: Generator, seed: int) -> Generator:
-    """Trained-looking random values: every parameter drawn (the input's affine too, so the
-    learned rotation and translation vary with w), magnitudes and w_avg non-trivial; the
-    designed filters kept."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in G.named_parameters():
-            p.copy_(torch.randn(p.shape, generator=g))
-            if name.endswith("affine.bias"):
-                p.add_(1.0)
-        G.synthesis.input.affine.weight.mul_(0.3)
-        for name, b in G.named_buffers():
-            if name.endswith("magnitude_ema"):
-                b.copy_(torch.rand(b.shape, generator=g) + 0.5)
-            elif name.endswith("w_avg"):
-                b.copy_(torch.randn(b.shape, generator=g))
-    return G.eval()
-
-
 def _generator(seed: int = 0, radial: bool = False, **overrides) -> tuple[StyleGAN3Config,
                                                                            Generator]:
     cfg = _cfg(radial, **overrides)
     torch.manual_seed(seed)
-    return cfg, _randomise(Generator(cfg), seed)
+    return cfg, sg3_randomise(Generator(cfg), seed)
 
 
 def _ref_geometry(cfg: StyleGAN3Config) -> dict:
@@ -437,61 +417,11 @@ def test_builds_d_and_runs_it():
 
 # --------------------------------------------------------------------------- NVIDIA pickles
 
-def _nvidia_attributes(m: torch.nn.Module) -> dict:
-    """The plain per-class attributes NVIDIA's modules keep: numbers as numpy floats where
-    NVIDIA computes them with numpy, sizes as numpy [2] arrays, padding a list."""
-    out = {}
-    for k, v in vars(m).items():
-        if k.startswith("_") or k in ("training", "cfg", "geometry", "fp16_enabled"):
-            continue
-        if isinstance(v, float):
-            v = np.float64(v)
-        if isinstance(v, (bool, int, str, type(None), np.floating, np.ndarray, list)):
-            out[k] = v
-    return out
-
-
-def _g_kwargs(cfg: StyleGAN3Config) -> dict:
-    kw = dict(z_dim=cfg.z_dim, c_dim=cfg.c_dim, w_dim=cfg.w_dim,
-              img_resolution=cfg.img_resolution, img_channels=cfg.img_channels,
-              mapping_kwargs=dict(num_layers=cfg.mapping_layers),
-              channel_base=cfg.channel_base, channel_max=cfg.channel_max,
-              magnitude_ema_beta=cfg.magnitude_ema_beta, num_fp16_res=cfg.num_fp16_res,
-              conv_clamp=cfg.conv_clamp, num_layers=cfg.num_layers,
-              margin_size=cfg.margin_size)
-    if cfg.use_radial_filters:
-        kw.update(conv_kernel=1, use_radial_filters=True)
-    return kw
-
-
-def _d_kwargs(cfg: StyleGAN3Config) -> dict:
-    return dict(c_dim=cfg.c_dim, img_resolution=cfg.img_resolution,
-                img_channels=cfg.img_channels, channel_base=cfg.d_channel_base,
-                channel_max=cfg.d_channel_max, num_fp16_res=cfg.d_num_fp16_res,
-                conv_clamp=cfg.d_conv_clamp, block_kwargs={},
-                mapping_kwargs={"num_layers": cfg.d_mapping_layers},
-                epilogue_kwargs={"mbstd_group_size": cfg.mbstd_group_size})
-
-
-def _top(cfg: StyleGAN3Config, G: Generator, D=None, g_kwargs=None, with_d: bool = True):
-    def fake(net, kwargs):
-        return fake_from_module(net, init_kwargs=kwargs, attributes=_nvidia_attributes)
-    top = {"G": fake(G, g_kwargs or _g_kwargs(cfg)), "G_ema": fake(G, g_kwargs or _g_kwargs(cfg)),
-           "D": None, "augment_pipe": FakeModule("AugmentPipe", buffers={"p": torch.tensor(0.3)}),
-           "training_set_kwargs": dict(class_name="training.dataset.ImageFolderDataset",
-                                       path="~/datasets/x.zip", use_labels=cfg.c_dim > 0,
-                                       max_size=100, xflip=False,
-                                       resolution=cfg.img_resolution, random_seed=0)}
-    if with_d:
-        top["D"] = fake(D if D is not None else build_stylegan3(cfg)["D"], _d_kwargs(cfg))
-    return top
-
-
 @pytest.mark.parametrize("radial,c_dim", [(False, 0), (True, 3)])
 def test_pickle_round_trip(tmp_path, radial, c_dim):
     cfg, G = _generator(seed=20, radial=radial, c_dim=c_dim, magnitude_ema_beta=0.5 ** (32 / 2e4))
     D = build_stylegan3(cfg)["D"].eval()
-    path = write_nvidia_pickle(tmp_path / "network-snapshot-000200.pkl", _top(cfg, G, D),
+    path = write_nvidia_pickle(tmp_path / "network-snapshot-000200.pkl", sg3_top(cfg, G, D),
                                protocol=4, numpy_module="numpy._core" if c_dim else "numpy.core")
     obj = read_nvidia_pickle(path)
     found = read(obj, path.name)
@@ -521,7 +451,7 @@ def test_pickle_loads_as_a_gan_model_and_renders(tmp_path):
     from gan_core.io.public import load_public
     from gan_core.latent.space import LatentSpace
     cfg, G = _generator(seed=21, margin_size=10)
-    path = write_nvidia_pickle(tmp_path / "stylegan3-t-tiny.pkl", _top(cfg, G, with_d=False))
+    path = write_nvidia_pickle(tmp_path / "stylegan3-t-tiny.pkl", sg3_top(cfg, G, with_d=False))
     model = load_public(path, read_nvidia_pickle(path), container="nvidia_pickle")
     assert model.arch == "stylegan3" and model.training["augment_p"] == pytest.approx(0.3)
     space = LatentSpace(model)
@@ -554,27 +484,27 @@ def test_foreign_and_inconsistent_files(tmp_path):
     assert read(read_nvidia_pickle(path), path.name) is None
     assert read({"G_ema": 3}, "x") is None and read((1, 2), "x") is None
     # a stored layer attribute the config cannot produce
-    top = _top(cfg, G, with_d=False)
+    top = sg3_top(cfg, G, with_d=False)
     for role in ("G", "G_ema"):
         top[role].modules["synthesis"].modules["L2_40_16"].attributes["padding"] = [1, 2, 3, 4]
     path = write_nvidia_pickle(tmp_path / "pad.pkl", top)
     with pytest.raises(CheckpointError, match="L2_40_16.padding"):
         read(read_nvidia_pickle(path), path.name)
     # a missing tensor
-    top = _top(cfg, G, with_d=False)
+    top = sg3_top(cfg, G, with_d=False)
     del top["G_ema"].modules["synthesis"].modules["L1_40_32"].parameters["bias"]
     path = write_nvidia_pickle(tmp_path / "cut.pkl", top)
     with pytest.raises(CheckpointError, match="L1_40_32.bias"):
         read(read_nvidia_pickle(path), path.name)
     # kwargs that contradict the tensors
-    path = write_nvidia_pickle(tmp_path / "kw.pkl", _top(cfg, G, with_d=False,
-                                                         g_kwargs={**_g_kwargs(cfg), "w_dim": 512}))
+    path = write_nvidia_pickle(tmp_path / "kw.pkl", sg3_top(cfg, G, with_d=False,
+                                                         g_kwargs={**sg3_g_kwargs(cfg), "w_dim": 512}))
     with pytest.raises(CheckpointError, match="w_dim=512"):
         read(read_nvidia_pickle(path), path.name)
     # G and G_ema of different sizes
     other = _generator(seed=23, channel_max=16)[1]
-    top = _top(cfg, G, with_d=False)
-    top["G"] = _top(_cfg(channel_max=16), other, with_d=False)["G"]
+    top = sg3_top(cfg, G, with_d=False)
+    top["G"] = sg3_top(_cfg(channel_max=16), other, with_d=False)["G"]
     path = write_nvidia_pickle(tmp_path / "pair.pkl", top)
     with pytest.raises(CheckpointError, match="different networks"):
         read(read_nvidia_pickle(path), path.name)

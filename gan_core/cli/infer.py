@@ -22,8 +22,9 @@ def output_kind(out: str, what: str, allowed: tuple[str, ...] = IMAGE_SUFFIXES) 
         return "folder"
     if suffix in allowed:
         return "file"
-    raise ValueError(f"--out {out}: {what} writes {', '.join(allowed)} files or a folder "
-                     f"(a path without a suffix), not {suffix}")
+    takes = f"{', '.join(allowed)} files or a folder" if allowed else "a folder"
+    raise ValueError(f"--out {out}: {what} writes {takes} (a path without a suffix), not "
+                     f"{suffix}")
 
 
 def cmd_generate(args: argparse.Namespace) -> int:

@@ -34,7 +34,9 @@ def cmd_walk(args: argparse.Namespace) -> int:
         result = gan_core.walk(
             model, gan_core.parse_seeds(args.seeds), args.frames, mode=args.mode,
             easing=args.easing, loop=not args.no_loop, truncation=args.truncation,
-            callbacks=gan_core.TrainCallbacks(on_step=lambda done, _: bar.update(done - bar.n)))
+            callbacks=gan_core.TrainCallbacks(on_step=lambda done, _: bar.update(done - bar.n)),
+            class_index=args.class_index, camera_pan=(args.pan_x, args.pan_y),
+            camera_rotate=args.rotate)
     finally:
         bar.close()
     fps = args.fps or result.fps
@@ -79,7 +81,8 @@ def cmd_invert(args: argparse.Namespace) -> int:
     try:
         with stop:
             result = gan_core.invert(model, image, steps=args.steps, space=args.space, lr=args.lr,
-                                     seed=args.seed, callbacks=gan_core.TrainCallbacks(
+                                     seed=args.seed, class_index=args.class_index,
+                                     callbacks=gan_core.TrainCallbacks(
                                          on_step=on_step, check_stop=stop.requested))
     except KeyboardInterrupt:  # a second Ctrl-C: nothing worth writing yet
         bar.close()
@@ -92,8 +95,9 @@ def cmd_invert(args: argparse.Namespace) -> int:
     result.latent.save(out / "latent.safetensors")
     if args.variations > 0:
         near = gan_core.variations(model, result.latent, args.variations, args.strength,
-                                   seed=args.seed)
-        for i, img in enumerate(gan_core.generate_from_latent(model, near)):
+                                   seed=args.seed, class_index=args.class_index)
+        for i, img in enumerate(gan_core.generate_from_latent(model, near,
+                                                              class_index=args.class_index)):
             gan_core.save_image(img, out / f"variation_{i:02d}.png")
     print(f"PSNR {result.psnr:.2f} dB after {result.steps} steps ({result.latent.space} space); "
           f"wrote reconstruction.png, target.png, latent.safetensors"
@@ -122,6 +126,13 @@ def add_latent_commands(sub, common) -> None:
     p.add_argument("--no-loop", action="store_true", help="end on the last seed instead of "
                                                           "returning to the first")
     p.add_argument("--truncation", type=float, default=1.0)
+    p.add_argument("--class", dest="class_index", type=int, default=None,
+                   help="the class of a conditional model (0..classes-1)")
+    camera = p.add_argument_group("StyleGAN3 camera (its travel over the walk; a loop goes "
+                                  "there and back)")
+    camera.add_argument("--pan-x", type=float, default=0.0, help="image widths to the right")
+    camera.add_argument("--pan-y", type=float, default=0.0, help="image heights down")
+    camera.add_argument("--rotate", type=float, default=0.0, help="degrees to turn")
     p.add_argument("--device", default=None)
     p.set_defaults(func=cmd_walk)
     p = sub.add_parser("invert", help="find the latent of an image (GAN inversion): writes the "
@@ -137,6 +148,8 @@ def add_latent_commands(sub, common) -> None:
                    help="seeds the starting candidates and the variations (default: 0)")
     p.add_argument("--lr", type=float, default=0.05, help="Adam step size (default: %(default)s)")
     p.add_argument("--variations", type=int, default=4, help="variations to write (default: %(default)s)")
+    p.add_argument("--class", dest="class_index", type=int, default=None,
+                   help="the class of a conditional model (0..classes-1)")
     p.add_argument("--strength", type=float, default=0.3,
                    help="how far variations move toward a random latent, 0..1 (default: %(default)s)")
     p.add_argument("--device", default=None)

@@ -22,19 +22,22 @@ _GROUPS = {"coarse": (0, 4), "middle": (4, 8), "fine": (8, None)}
 
 @torch.no_grad()
 def seed_latent(model: "GANModel", seeds: int | str | Iterable[int], truncation: float = 1.0,
-                device: torch.device | str | None = None) -> GANLatent:
-    """The codes GANModel.generate renders for `seeds`: w for mapping models, z otherwise."""
-    space = LatentSpace(model, device)
+                device: torch.device | str | None = None,
+                class_index: int | None = None) -> GANLatent:
+    """The codes GANModel.generate renders for `seeds`: w for mapping models, z otherwise.
+    `class_index`: the class of a conditional model (as everywhere in gan_core.latent)."""
+    space = LatentSpace(model, device, class_index=class_index)
     return space.latent(space.seed_codes(parse_seeds(seeds), truncation), space.render_space)
 
 
 @torch.no_grad()
 def generate_from_latent(model: "GANModel", latent: GANLatent, truncation: float = 1.0,
                          noise: str | None = None, device: torch.device | str | None = None,
-                         batch_size: int = 64, callbacks: Any = None) -> torch.Tensor:
+                         batch_size: int = 64, callbacks: Any = None,
+                         class_index: int | None = None) -> torch.Tensor:
     """IMAGE [B, H, W, 3] in [0, 1] for a latent's B codes. `noise` defaults to the noise the
     latent was made with; `truncation` pulls the codes toward the mean as generate does."""
-    space = LatentSpace(model, device)
+    space = LatentSpace(model, device, class_index=class_index)
     noise = check_noise(noise or latent.noise)
     codes = space.truncate(space.codes_of(latent, "w+" if latent.space == "w+" else None),
                            truncation)
@@ -47,14 +50,15 @@ def generate_from_latent(model: "GANModel", latent: GANLatent, truncation: float
 
 @torch.no_grad()
 def variations(model: "GANModel", latent: GANLatent, count: int, strength: float,
-               seed: int = 0, device: torch.device | str | None = None) -> GANLatent:
+               seed: int = 0, device: torch.device | str | None = None,
+               class_index: int | None = None) -> GANLatent:
     """`count` codes around each of the latent's codes (B * count in all, grouped by source).
 
     Each moves `strength` of the way toward a fresh random code (variation j of source i uses
     seed + i * count + j): 0 returns the source exactly, 1 an unrelated sample. Gaussian codes
     (z, and w of models without a mapping network) move along a great circle so they keep a
     typical norm; w / w+ of mapping models move in a straight line, toward a mapped random z."""
-    space = LatentSpace(model, device)
+    space = LatentSpace(model, device, class_index=class_index)
     space.check(latent)
     if not 0.0 <= strength <= 1.0:
         raise ValueError(f"strength must be between 0 and 1, got {strength}")
@@ -100,11 +104,12 @@ def style_layer_indices(n_latent: int, layers: str | tuple[int, int], size: int 
 @torch.no_grad()
 def style_mix(model: "GANModel", source: int | GANLatent, mix: int | GANLatent,
               layers: str | tuple[int, int] = "coarse", truncation: float = 1.0,
-              noise: str = "fixed", device: torch.device | str | None = None) -> torch.Tensor:
+              noise: str = "fixed", device: torch.device | str | None = None,
+              class_index: int | None = None) -> torch.Tensor:
     """IMAGE of `source` (a seed, or a GANLatent: one image per code) whose `layers` take
     their style from `mix` (a seed or a one-code latent): coarse layers carry pose and shape,
     middle ones features, fine ones colour and texture. Needs per-layer styles (StyleGAN2)."""
-    space = LatentSpace(model, device)
+    space = LatentSpace(model, device, class_index=class_index)
     if space.n_latent < 2:
         raise ValueError(
             f"style mixing needs a generator with per-layer styles (StyleGAN2); this "

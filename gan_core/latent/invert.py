@@ -126,7 +126,8 @@ def _start_pool(work: LatentSpace, space: str, seed: int, count: int,
 def invert(model: "GANModel", image: torch.Tensor, steps: int = 300, space: str = "auto",
            lr: float = 0.05, seed: int = 0, callbacks: Any = None, pixel_loss: str = "l1",
            ssim_weight: float = 1.0, prior_weight: float = 0.05, candidates: int = 8,
-           preview_every: int = 0, device: torch.device | str | None = None) -> InversionResult:
+           preview_every: int = 0, device: torch.device | str | None = None,
+           class_index: int | None = None) -> InversionResult:
     """Search the latent that reproduces `image` (IMAGE [1, H, W, C] in [0, 1]).
 
     `space`: "z" (the Gaussian input; with a z prior), "w" (after the mapping network; the
@@ -137,8 +138,9 @@ def invert(model: "GANModel", image: torch.Tensor, steps: int = 300, space: str 
     cancel, or return True to stop early and keep the best code so far), `on_preview(step,
     IMAGE)` every `preview_every` steps. Runs with gradients enabled even when called under
     torch.inference_mode(); returns the best code seen, its image and PSNR, and the history.
+    A conditional model searches within `class_index`'s images.
     """
-    work = LatentSpace(model, device)
+    work = LatentSpace(model, device, class_index=class_index)
     if space == "auto":
         space = "w" if work.mapped else "z"
     if space not in INVERT_SPACES:

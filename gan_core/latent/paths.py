@@ -98,9 +98,11 @@ def keyframes(space: LatentSpace, items: Sequence[Any],
 
 
 def _render(space: LatentSpace, codes: torch.Tensor, noise: str, batch_size: int,
-            callbacks: Any, alone: Sequence[int] = ()) -> torch.Tensor:
+            callbacks: Any, alone: Sequence[int] = (),
+            cameras: torch.Tensor | None = None) -> torch.Tensor:
     """Frames in chunks with progress and cancel between them; indices in `alone` are
-    rendered in a batch of one, exactly as GANModel.generate renders a single seed."""
+    rendered in a batch of one, exactly as GANModel.generate renders a single seed.
+    `cameras`: one (tx, ty, degrees) row per frame (StyleGAN3), or None."""
     on_step, check_stop = callback_hooks(callbacks)
     n = len(codes)
     groups: list[range] = []
@@ -112,7 +114,11 @@ def _render(space: LatentSpace, codes: torch.Tensor, noise: str, batch_size: int
             groups.append(range(i, i + 1))
         start = i + 1
     # check_stop may raise (ComfyUI's interrupt): a path is all or nothing
-    return fill_batch(n, groups, lambda g: space.render(codes[g.start:g.stop], noise=noise),
+    def render(g: range) -> torch.Tensor:
+        camera = space.camera_matrices(cameras[g.start:g.stop]) if cameras is not None else None
+        return space.render(codes[g.start:g.stop], noise=noise, camera=camera)
+
+    return fill_batch(n, groups, render,
                       before=check_stop,
                       after=(lambda done: on_step(done, {})) if on_step is not None else None)
 
@@ -135,14 +141,14 @@ def _check_frames(frames: int, least: int) -> int:
 def interpolate(model: "GANModel", a: int | GANLatent, b: int | GANLatent, frames: int,
                 mode: str = "auto", truncation: float = 1.0, noise: str = "fixed",
                 device: torch.device | str | None = None, batch_size: int = 16,
-                callbacks: Any = None) -> torch.Tensor:
+                callbacks: Any = None, class_index: int | None = None) -> torch.Tensor:
     """IMAGE [frames, H, W, 3] in [0, 1] from `a` to `b` (seeds or one-row GANLatents).
 
     The first and last frames equal model.generate(seed) (or generate_from_latent) exactly.
     mode "auto" is spherical in z for z-space models and linear in w for mapping models;
     "spherical" / "linear" force one. `callbacks.on_step(frames_done, {})` reports progress and
     `callbacks.check_stop()` runs between chunks and may raise to cancel."""
-    space = LatentSpace(model, device)
+    space = LatentSpace(model, device, class_index=class_index)
     frames = _check_frames(frames, 2)
     noise = _path_noise(noise)
     mix = _mix(mode, space)
@@ -183,18 +189,41 @@ def walk_positions(frames: int, keys: int, loop: bool, easing: str = "linear"
     return seg.long(), EASINGS[easing](t)
 
 
+def camera_path(frames: int, loop: bool, pan: tuple[float, float] = (0.0, 0.0),
+                rotate: float = 0.0) -> torch.Tensor | None:
+    """[frames, 3] camera rows (tx, ty, degrees) for a walk: the view travels `pan` (in image
+    widths) and turns `rotate` degrees over the animation, eased in and out like NVIDIA's
+    video scripts' smooth moves. A looped walk goes out and comes back (a cosine there and
+    back), so its last frame leads into its first. None when the camera does not move."""
+    for name, value in (("camera pan x", pan[0]), ("camera pan y", pan[1]),
+                        ("camera rotation", rotate)):
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, got {value}")
+    if pan == (0.0, 0.0) and rotate == 0.0:
+        return None
+    i = torch.arange(frames, dtype=torch.float64)
+    if loop:
+        t = (1.0 - torch.cos(2.0 * math.pi * i / frames)) / 2.0
+    else:
+        t = EASINGS["ease_in_out"](i / max(frames - 1, 1))
+    return torch.stack([t * pan[0], t * pan[1], t * rotate], dim=1).float()
+
+
 @torch.no_grad()
 def walk(model: "GANModel", seeds: Sequence[int | GANLatent] | str, frames: int,
          mode: str = "auto", easing: str = "linear", loop: bool = True, truncation: float = 1.0,
          noise: str = "fixed", device: torch.device | str | None = None, batch_size: int = 16,
-         callbacks: Any = None) -> WalkResult:
+         callbacks: Any = None, class_index: int | None = None,
+         camera_pan: tuple[float, float] = (0.0, 0.0), camera_rotate: float = 0.0) -> WalkResult:
     """Frames visiting `seeds` in order (a "1,5,9" string, ints, or GANLatents, each of whose
     rows is a stop), `frames` in total, eased per segment; with `loop` the walk returns to
-    the first seed so the animation repeats seamlessly. Progress and cancel as interpolate."""
+    the first seed so the animation repeats seamlessly. Progress and cancel as interpolate.
+    `class_index`: a conditional model's class. `camera_pan` / `camera_rotate` (generators
+    with a camera, StyleGAN3): the camera's travel over the walk, see camera_path."""
     from ..seeds import parse_seeds
 
     items = parse_seeds(seeds) if isinstance(seeds, str) else list(seeds)
-    space = LatentSpace(model, device)
+    space = LatentSpace(model, device, class_index=class_index)
     noise = _path_noise(noise)
     mix = _mix(mode, space)
     keys, key_space = keyframes(space, items, truncation)
@@ -204,6 +233,10 @@ def walk(model: "GANModel", seeds: Sequence[int | GANLatent] | str, frames: int,
     seg, t = walk_positions(frames, len(keys), loop, easing)
     seg = seg.to(keys.device)
     codes = mix(keys[seg], keys[(seg + 1) % len(keys)], t.to(keys.dtype).to(keys.device))
-    images = _render(space, codes, noise, batch_size, callbacks)
+    cameras = camera_path(frames, loop, (float(camera_pan[0]), float(camera_pan[1])),
+                          float(camera_rotate))
+    if cameras is not None:
+        space.camera_matrices(cameras[:1])  # a model without a camera: refused up front
+    images = _render(space, codes, noise, batch_size, callbacks, cameras=cameras)
     segments = len(keys) if loop else len(keys) - 1
     return WalkResult(images, fps_hint(frames, segments), space.latent(codes, key_space, noise))

@@ -219,6 +219,16 @@ class LatentSpace:
         raise ValueError(f"camera: expected (tx, ty, degrees), [{batch}, 3] rows of them or "
                          f"3x3 matrices, got shape {tuple(cam.shape)}")
 
+    def camera_matrices(self, rows: torch.Tensor) -> torch.Tensor:
+        """[B, 3, 3] transforms for [B, 3] rows of (tx, ty, degrees), one per image (a path's
+        frames): unambiguous where a batch of three rows would read as one 3x3 matrix."""
+        if not self.io.camera:
+            raise ValueError(f"camera: this {self.arch} generator has no camera (StyleGAN3's "
+                             f"translation and rotation); leave it at 0, 0, 0")
+        rows = torch.as_tensor(rows, dtype=torch.float32).reshape(-1, 3)
+        return torch.stack([self.module.camera_matrix((float(r[0]), float(r[1])), float(r[2]))
+                            for r in rows]).to(self.device)
+
     def synthesize(self, w: torch.Tensor, noise: str = "fixed",
                    generator: torch.Generator | None = None,
                    transform: torch.Tensor | None = None) -> torch.Tensor:

@@ -3,9 +3,10 @@
 // ComfyUI's frontend gives every seed a control widget that it sets to "randomize" on a new
 // node: right for generators, wrong for a trainer, whose every queue would then retrain from
 // zero for minutes or hours instead of reusing the cached model. For the trainers (and the
-// Example Dataset that feeds them) a freshly added node starts at "fixed"; a workflow loaded
-// from a file keeps the value it was saved with (the frontend applies saved widget values
-// after this hook), and the user can still pick increment or randomize.
+// Example Dataset and Example Song that feed trainers and long renders) a freshly added node
+// starts at "fixed"; a workflow loaded from a file keeps the value it was saved with (the
+// frontend applies saved widget values after this hook), and the user can still pick
+// increment or randomize.
 import { app } from "../../../scripts/app.js";
 
 const FIXED_SEED_NODES = new Set([
@@ -13,6 +14,7 @@ const FIXED_SEED_NODES = new Set([
   "GANAtelierTrainStyle",
   "GANAtelierTrainDenoiser",
   "GANAtelierExampleDataset",
+  "GANAtelierExampleSong",
 ]);
 
 app.registerExtension({
